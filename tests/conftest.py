@@ -4,7 +4,8 @@
   (type, name, inputs, options, parent, registered outputs of every resource). Fails on an empty program.
 - ``moto_s3``: a moto S3 server on loopback (fast functional tests; it checks no credentials).
 - ``local_home``: an empty folder used as MLSTACK_HOME, with the manifest env cleared.
-Servers that enforce auth (SeaweedFS, fakesnow) have fixtures in tests/servers.py.
+Servers that enforce auth (SeaweedFS) and the warehouse stand-ins (fakesnow server, a fake Databricks
+Statement Execution server) have fixtures in tests/support/.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.support.seaweedfs", "tests.support.snowflake", "tests.support.databricks"]
 
 
 @pytest.fixture(autouse=True)

@@ -37,7 +37,8 @@ COMMAND_MODULES = (
     "mlstack.cli.artifacts_cmd",  # artifacts ...
     "mlstack.cli.data_cmd",  # data ...
     "mlstack.cli.pipeline_cmd",  # run, render
-    "mlstack.cli.plan_cmd",  # plan, up, preview, destroy, outputs
+    "mlstack.cli.plan_cmd",  # plan
+    "mlstack.cli.deploy_cmd",  # up, preview, destroy, outputs
     "mlstack.cli.doctor_cmd",  # doctor
 )
 

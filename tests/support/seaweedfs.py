@@ -1,0 +1,3 @@
+"""Test support: seaweedfs server fixtures (see docs/testing.md)."""
+
+from __future__ import annotations
