@@ -263,7 +263,13 @@ def _format_errors(exc: ValidationError, data: Any) -> list[tuple[str, object, s
         path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
         value = err.get("input")
         if etype == "missing":
-            allowed = "required: " + (err.get("msg") or "a value")
+            field_name = str(loc[-1]) if loc else ""
+            desc = None
+            if model is not None and len(loc) == (2 if model is not Manifest else 1):
+                for fname, f in model.model_fields.items():
+                    if field_name in (fname, f.alias):
+                        desc = f.description
+            allowed = "required" + (f" ({desc})" if desc else "") + "; add it"
             value = None
         elif etype == "extra_forbidden":
             where = model if len(loc) == 2 else None
