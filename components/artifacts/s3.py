@@ -1,0 +1,333 @@
+"""``S3ArtifactStore``: the artifacts layer on S3, secure by default, with owner grants.
+
+The bucket comes from :func:`components._s3.secure_bucket` (versioned, SSE-KMS with bucket keys, private,
+ACLs off, TLS-only, lifecycle, optional access logging, retained on destroy). The store lives under
+``prefix`` in that bucket; ``grant_read`` / ``grant_write`` scope roles to that prefix and its key.
+"""
+
+from typing import Any, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from components import _policy
+from components._args import Problems, is_known
+from components._s3 import (
+    DEFAULT_ABORT_MULTIPART_DAYS,
+    DEFAULT_NONCURRENT_DAYS,
+    check_bucket_args,
+    check_prefix,
+    normalize_prefix,
+    s3_kms_statements,
+    secure_bucket,
+)
+from mlstack.manifest import validate_section
+
+TYPE = "mlstack:artifacts:S3ArtifactStore"
+EXISTING_TYPE = "mlstack:artifacts:ExistingS3ArtifactStore"
+DEFAULT_PREFIX = "artifacts"
+
+
+class S3ArtifactStoreArgs(TypedDict, total=False):
+    """Arguments of :class:`S3ArtifactStore`. Every field is optional."""
+
+    prefix: str
+    """Key prefix the store (and every grant) is confined to, e.g. ``"ml/artifacts"``; ``""`` is the whole
+    bucket. Default: ``"artifacts"``, leaving the rest of the bucket to other layers (e.g. an S3Lakehouse)."""
+
+    bucket_name: pulumi.Input[str]
+    """Exact bucket name (globally unique). Default: Pulumi auto-names it from the component name plus a
+    random suffix, so two stacks never collide."""
+
+    kms_key_arn: pulumi.Input[str]
+    """ARN of an existing KMS key to encrypt with (its key policy must let this account's IAM policies use
+    it). Default: a new symmetric KMS key with automatic yearly rotation, retained with the bucket."""
+
+    noncurrent_version_expiration_days: int
+    """Days a replaced or deleted object version is kept before S3 expires it; ``0`` keeps every version
+    forever. Default: 90."""
+
+    abort_incomplete_multipart_days: int
+    """Days after which an unfinished multipart upload is aborted and its parts deleted. Default: 7."""
+
+    access_log_bucket: pulumi.Input[str]
+    """Name of an existing bucket receiving S3 server access logs (its policy must allow
+    ``logging.s3.amazonaws.com`` to write). Default: no access logging."""
+
+    access_log_prefix: pulumi.Input[str]
+    """Key prefix of the access logs in ``access_log_bucket``. Default: ``s3-access/<bucket name>/``."""
+
+    region: pulumi.Input[str]
+    """AWS region of the bucket and key (pulumi-aws 7 per-resource region). Default: the provider's region."""
+
+    retain_on_delete: bool
+    """Keep the bucket, its key and its settings when the stack is destroyed or the store removed.
+    Default: True (data outlives ``pulumi destroy``); set False, together with ``force_destroy``, to delete."""
+
+    force_destroy: bool
+    """Delete every object (and version) so the bucket itself can be deleted on destroy. Requires
+    ``retain_on_delete=False``. Default: False."""
+
+    tags: dict[str, str]
+    """Tags put on the bucket and the key. Default: none besides what the provider adds (default_tags)."""
+
+
+def _role_key(role: Any, name: str | None, component: str, verb: str) -> str:
+    """A stable child name for a grant: ``<store>-<verb>-<role resource or role name>``."""
+    if name:
+        return name
+    if isinstance(role, pulumi.Resource):
+        return f"{component}-{verb}-{role._name}"
+    if isinstance(role, str):
+        return f"{component}-{verb}-{role}"
+    from mlstack.errors import UsageError
+
+    raise UsageError(
+        f"{component}.grant_{verb}: the role is an Output, so no stable resource name can be derived from it",
+        fix=f"pass name=, e.g. store.grant_{verb}(role_name, name='{component}-{verb}-jobs')",
+    )
+
+
+class _Grants:
+    """grant_read / grant_write shared by created and referenced stores."""
+
+    _store_name: str
+    bucket_arn: pulumi.Output[str]
+    prefix: str
+    kms_key_arn: pulumi.Output[str] | None
+    region: pulumi.Output[str]
+
+    def read_statements(self) -> list[dict[str, Any]]:
+        """IAM statements for reading under the prefix (list the prefix, get objects and versions, decrypt)."""
+        stmts = _policy.s3_read_statements(self.bucket_arn, self.prefix)
+        if self.kms_key_arn is not None:
+            stmts += s3_kms_statements(self.kms_key_arn, self.region, write=False)
+        return stmts
+
+    def write_statements(self) -> list[dict[str, Any]]:
+        """IAM statements for reading and writing under the prefix (put, multipart, delete current versions,
+        encrypt). Never deletes versions, never changes the bucket's configuration."""
+        stmts = _policy.s3_read_statements(self.bucket_arn, self.prefix) + _policy.s3_write_statements(
+            self.bucket_arn, self.prefix
+        )
+        if self.kms_key_arn is not None:
+            stmts += s3_kms_statements(self.kms_key_arn, self.region, write=True)
+        return stmts
+
+    def grant_read(self, role: _policy.RoleLike, name: str | None = None) -> aws.iam.RolePolicy:
+        """Let ``role`` (an aws.iam.Role or a role name) read the store: an inline policy, a child of the store.
+
+        ``name`` is the policy's resource name; default ``<store>-read-<role>`` (required when ``role`` is an
+        Output)."""
+        assert isinstance(self, pulumi.Resource)
+        key = _role_key(role, name, self._store_name, "read")
+        return _policy.attach(key, role, self.read_statements(), self)
+
+    def grant_write(self, role: _policy.RoleLike, name: str | None = None) -> aws.iam.RolePolicy:
+        """Let ``role`` read AND write the store (writers check what exists before writing content-addressed
+        objects and move aliases with conditional writes, so writing without reading is not useful)."""
+        assert isinstance(self, pulumi.Resource)
+        key = _role_key(role, name, self._store_name, "write")
+        return _policy.attach(key, role, self.write_statements(), self)
+
+
+def _section(bucket: str, prefix: str, region: str, kms_key_arn: str | None) -> dict[str, Any]:
+    section: dict[str, Any] = {"kind": "s3", "bucket": bucket, "prefix": prefix, "region": region}
+    if kms_key_arn:
+        section["kms_key_arn"] = kms_key_arn
+    return validate_section("artifacts", section)
+
+
+class S3ArtifactStore(pulumi.ComponentResource, _Grants):
+    """An S3 bucket (or a prefix of one) holding mlstack artifacts; exports the manifest ``artifacts`` section.
+
+    Outputs: ``bucket_name``, ``bucket_arn``, ``kms_key_arn``, ``region``, ``manifest_section``; ``prefix`` is
+    a plain string. ``grant_read(role)`` / ``grant_write(role)`` attach least-privilege inline policies.
+    """
+
+    bucket_name: pulumi.Output[str]
+    bucket_arn: pulumi.Output[str]
+    kms_key_arn: pulumi.Output[str] | None
+    region: pulumi.Output[str]
+    prefix: str
+    manifest_section: pulumi.Output[dict[str, Any]]
+
+    def __init__(
+        self,
+        name: str,
+        args: S3ArtifactStoreArgs | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        a: dict[str, Any] = dict(args or {})
+        problems = Problems(f"S3ArtifactStore {name!r}")
+        problems.unknown_keys(a, S3ArtifactStoreArgs)
+        prefix = a.get("prefix", DEFAULT_PREFIX)
+        check_prefix(problems, "prefix", prefix)
+        check_bucket_args(
+            problems,
+            name,
+            bucket_name=a.get("bucket_name"),
+            kms_key_arn=a.get("kms_key_arn"),
+            noncurrent_version_expiration_days=a.get(
+                "noncurrent_version_expiration_days", DEFAULT_NONCURRENT_DAYS
+            ),
+            abort_incomplete_multipart_days=a.get(
+                "abort_incomplete_multipart_days", DEFAULT_ABORT_MULTIPART_DAYS
+            ),
+            retain_on_delete=a.get("retain_on_delete", True),
+            force_destroy=a.get("force_destroy", False),
+            access_log_bucket=a.get("access_log_bucket"),
+            access_log_prefix=a.get("access_log_prefix"),
+        )
+        tags = a.get("tags")
+        if (
+            tags is not None
+            and is_known(tags)
+            and (
+                not isinstance(tags, dict)
+                or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+            )
+        ):
+            problems.add("tags", tags, "a dict of string keys to string values")
+        problems.raise_if_any()
+
+        self._store_name = name
+        self.prefix = normalize_prefix(prefix)
+        sb = secure_bucket(
+            name,
+            self,
+            bucket_name=a.get("bucket_name"),
+            kms_key_arn=a.get("kms_key_arn"),
+            noncurrent_version_expiration_days=a.get(
+                "noncurrent_version_expiration_days", DEFAULT_NONCURRENT_DAYS
+            ),
+            abort_incomplete_multipart_days=a.get(
+                "abort_incomplete_multipart_days", DEFAULT_ABORT_MULTIPART_DAYS
+            ),
+            access_log_bucket=a.get("access_log_bucket"),
+            access_log_prefix=a.get("access_log_prefix"),
+            retain_on_delete=a.get("retain_on_delete", True),
+            force_destroy=a.get("force_destroy", False),
+            region=a.get("region"),
+            tags=tags,
+            description="mlstack artifact store",
+        )
+        self.secure_bucket = sb
+        self.bucket = sb.bucket
+        self.kms_key = sb.kms_key
+        self.bucket_name = sb.bucket.bucket
+        self.bucket_arn = sb.bucket.arn
+        self.kms_key_arn = sb.kms_key_arn
+        # the bucket's own (provider-computed) region: right even under an explicit provider, and no invoke
+        self.region = sb.bucket.region
+        # the section waits for every bucket setting, so nothing reads the manifest before the bucket is secure
+        ready = pulumi.Output.all(*[c.urn for c in sb.children])
+        prefix_ = self.prefix
+        self.manifest_section = pulumi.Output.all(
+            self.bucket_name, self.region, self.kms_key_arn, ready
+        ).apply(lambda v: _section(v[0], prefix_, v[1], v[2]))
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_arn": self.bucket_arn,
+                "kms_key_arn": self.kms_key_arn,
+                "region": self.region,
+                "prefix": self.prefix,
+                "manifest_section": self.manifest_section,
+            }
+        )
+
+    @classmethod
+    def from_bucket_name(
+        cls,
+        name: str,
+        bucket_name: pulumi.Input[str],
+        *,
+        prefix: str = "",
+        region: pulumi.Input[str] | None = None,
+        kms_key_arn: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> "S3ArtifactStore":
+        """A store in a bucket created elsewhere: same outputs and grant methods, nothing created but grants.
+
+        mlstack cannot check or set that bucket's versioning, encryption, public access block, TLS policy or
+        lifecycle; it logs a warning saying so. Pass ``kms_key_arn`` when the bucket encrypts with a
+        customer-managed key, so grants include the KMS permissions.
+        """
+        return ExistingS3ArtifactStore(
+            name, bucket_name, prefix=prefix, region=region, kms_key_arn=kms_key_arn, opts=opts
+        )
+
+
+class ExistingS3ArtifactStore(S3ArtifactStore):
+    """An artifact store in an existing bucket (see :meth:`S3ArtifactStore.from_bucket_name`)."""
+
+    def __init__(
+        self,
+        name: str,
+        bucket_name: pulumi.Input[str],
+        *,
+        prefix: str = "",
+        region: pulumi.Input[str] | None = None,
+        kms_key_arn: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        pulumi.ComponentResource.__init__(self, EXISTING_TYPE, name, None, opts)
+        problems = Problems(f"S3ArtifactStore.from_bucket_name {name!r}")
+        check_prefix(problems, "prefix", prefix)
+        check_bucket_args(problems, name, bucket_name=bucket_name, kms_key_arn=kms_key_arn)
+        if region is None:
+            region = pulumi.Config("aws").get("region") or None
+            if region is None:
+                problems.add("region", None, "required when the aws:region config is not set; pass region=")
+        problems.raise_if_any()
+        assert region is not None
+
+        self._store_name = name
+        self.prefix = normalize_prefix(prefix)
+        self.secure_bucket = None  # type: ignore[assignment]
+        self.bucket = None  # type: ignore[assignment]
+        self.kms_key = None
+        self.bucket_name = pulumi.Output.from_input(bucket_name)
+        self.region = pulumi.Output.from_input(region)
+        self.bucket_arn = pulumi.Output.all(self.region, self.bucket_name).apply(
+            lambda v: f"arn:{partition(v[0])}:s3:::{v[1]}"
+        )
+        self.kms_key_arn = pulumi.Output.from_input(kms_key_arn) if kms_key_arn is not None else None
+        self.bucket_name.apply(
+            lambda b: pulumi.log.warn(
+                f"S3ArtifactStore {name!r} uses existing bucket {b!r}: mlstack does not manage its versioning, "
+                "encryption, public access block, TLS-only policy, lifecycle or logging; check them yourself"
+                + (
+                    ""
+                    if kms_key_arn is not None
+                    else ", and pass kms_key_arn if it encrypts with a customer key"
+                ),
+                resource=self,
+            )
+        )
+        prefix_ = self.prefix
+        kms = self.kms_key_arn if self.kms_key_arn is not None else pulumi.Output.from_input(None)
+        self.manifest_section = pulumi.Output.all(self.bucket_name, self.region, kms).apply(
+            lambda v: _section(v[0], prefix_, v[1], v[2])
+        )
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_arn": self.bucket_arn,
+                "kms_key_arn": self.kms_key_arn,
+                "region": self.region,
+                "prefix": self.prefix,
+                "manifest_section": self.manifest_section,
+            }
+        )
+
+
+def partition(region: str) -> str:
+    """The ARN partition of a region (aws, aws-cn, aws-us-gov), without an invoke."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
