@@ -24,7 +24,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components._args import Problems, is_known
+from ._args import Problems, is_known
 
 # What S3 accepts for a bucket name; Pulumi's auto-name appends "-" and 7 characters.
 BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")

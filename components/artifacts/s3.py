@@ -10,9 +10,11 @@ from typing import Any, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components import _policy
-from components._args import Problems, is_known
-from components._s3 import (
+from mlstack.manifest import validate_section
+
+from .. import _policy
+from .._args import Problems, is_known
+from .._s3 import (
     DEFAULT_ABORT_MULTIPART_DAYS,
     DEFAULT_NONCURRENT_DAYS,
     check_bucket_args,
@@ -21,7 +23,6 @@ from components._s3 import (
     s3_kms_statements,
     secure_bucket,
 )
-from mlstack.manifest import validate_section
 
 TYPE = "mlstack:artifacts:S3ArtifactStore"
 EXISTING_TYPE = "mlstack:artifacts:ExistingS3ArtifactStore"
@@ -72,8 +73,8 @@ class S3ArtifactStoreArgs(TypedDict, total=False):
     """Tags put on the bucket and the key. Default: none besides what the provider adds (default_tags)."""
 
 
-def _role_key(role: Any, name: str | None, component: str, verb: str) -> str:
-    """A stable child name for a grant: ``<store>-<verb>-<role resource or role name>``."""
+def grant_resource_name(role: Any, name: str | None, component: str, verb: str) -> str:
+    """A stable child name for a grant: ``name``, else ``<component>-<verb>-<role resource name or role name>``."""
     if name:
         return name
     if isinstance(role, pulumi.Resource):
@@ -120,14 +121,14 @@ class _Grants:
         ``name`` is the policy's resource name; default ``<store>-read-<role>`` (required when ``role`` is an
         Output)."""
         assert isinstance(self, pulumi.Resource)
-        key = _role_key(role, name, self._store_name, "read")
+        key = grant_resource_name(role, name, self._store_name, "read")
         return _policy.attach(key, role, self.read_statements(), self)
 
     def grant_write(self, role: _policy.RoleLike, name: str | None = None) -> aws.iam.RolePolicy:
         """Let ``role`` read AND write the store (writers check what exists before writing content-addressed
         objects and move aliases with conditional writes, so writing without reading is not useful)."""
         assert isinstance(self, pulumi.Resource)
-        key = _role_key(role, name, self._store_name, "write")
+        key = grant_resource_name(role, name, self._store_name, "write")
         return _policy.attach(key, role, self.write_statements(), self)
 
 

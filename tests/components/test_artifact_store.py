@@ -222,7 +222,7 @@ def test_explicit_opt_in_to_deletion(pulumi_run) -> None:
 
 
 def test_invalid_args_are_all_reported_at_once(pulumi_run) -> None:
-    from components._args import InputPropertiesError
+    from mlstack.components._args import InputPropertiesError
 
     with pytest.raises(InputPropertiesError) as exc:
         pulumi_run(
@@ -257,7 +257,7 @@ def test_invalid_args_are_all_reported_at_once(pulumi_run) -> None:
 
 
 def test_component_name_must_make_a_valid_bucket_name(pulumi_run) -> None:
-    from components._args import InputPropertiesError
+    from mlstack.components._args import InputPropertiesError
 
     with pytest.raises(InputPropertiesError, match="bucket_name"):
         pulumi_run(lambda: _store(name="my_store"))
@@ -272,7 +272,7 @@ def _grant_program(verb: str, **store_args: Any):
     def program() -> None:
         import pulumi_aws as aws
 
-        from components._policy import service_trust_policy
+        from mlstack.components._policy import service_trust_policy
 
         role = aws.iam.Role("jobs", assume_role_policy=service_trust_policy("ec2.amazonaws.com"))
         store = _store({"prefix": "ml/artifacts", **store_args})
@@ -444,7 +444,7 @@ def test_no_future_annotations_in_component_modules() -> None:
 
 
 def test_from_bucket_name_needs_a_region_somewhere(pulumi_run) -> None:
-    from components._args import InputPropertiesError
+    from mlstack.components._args import InputPropertiesError
     from mlstack.plan import mock_runtime
 
     def program() -> None:

@@ -1,0 +1,421 @@
+"""``S3Lakehouse``: a Glue database and an Athena workgroup over a prefix of an S3 bucket.
+
+The bucket is either an :class:`~components.artifacts.s3.S3ArtifactStore`'s (a sibling prefix, same KMS
+key) or a new one from :func:`components._s3.secure_bucket`. Tables live under ``s3://<bucket>/<prefix>/``;
+Athena writes query results, SSE-KMS encrypted, under ``<prefix>/_athena_results/`` (a leading underscore
+keeps Hive/Spark/Glue from taking it for a table). The workgroup enforces its configuration, so a client
+cannot send results elsewhere or unencrypted.
+"""
+
+import re
+from typing import Any, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from mlstack.manifest import validate_section
+
+from .. import _policy
+from .._args import Problems
+from .._s3 import (
+    DEFAULT_ABORT_MULTIPART_DAYS,
+    DEFAULT_NONCURRENT_DAYS,
+    check_bucket_args,
+    check_prefix,
+    normalize_prefix,
+    s3_kms_statements,
+    secure_bucket,
+)
+from ..artifacts.s3 import S3ArtifactStore, grant_resource_name
+
+TYPE = "mlstack:data:S3Lakehouse"
+DEFAULT_PREFIX = "lakehouse"
+RESULTS_DIR = "_athena_results"
+DEFAULT_SCAN_CUTOFF = 1024**4  # 1 TiB: about 5 USD per query at Athena's list price
+_GLUE_NAME_RE = re.compile(r"^[a-z0-9_]{1,255}$")
+_WORKGROUP_RE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+_ATHENA_QUERY = [
+    "athena:BatchGetQueryExecution",
+    "athena:GetQueryExecution",
+    "athena:GetQueryResults",
+    "athena:GetQueryResultsStream",
+    "athena:GetQueryRuntimeStatistics",
+    "athena:GetWorkGroup",
+    "athena:ListQueryExecutions",
+    "athena:StartQueryExecution",
+    "athena:StopQueryExecution",
+]
+_GLUE_READ = [
+    "glue:BatchGetPartition",
+    "glue:GetDatabase",
+    "glue:GetPartition",
+    "glue:GetPartitions",
+    "glue:GetTable",
+    "glue:GetTables",
+    "glue:GetTableVersion",
+    "glue:GetTableVersions",
+]
+_GLUE_WRITE = [
+    "glue:BatchCreatePartition",
+    "glue:BatchDeletePartition",
+    "glue:BatchUpdatePartition",
+    "glue:CreatePartition",
+    "glue:CreateTable",
+    "glue:DeletePartition",
+    "glue:DeleteTable",
+    "glue:UpdatePartition",
+    "glue:UpdateTable",
+]
+
+
+class S3LakehouseArgs(TypedDict, total=False):
+    """Arguments of :class:`S3Lakehouse`. Every field is optional."""
+
+    artifact_store: S3ArtifactStore
+    """An S3ArtifactStore whose bucket (and KMS key) the lakehouse shares, under its own prefix. Default: the
+    lakehouse creates its own secure bucket (versioned, SSE-KMS, private, TLS-only, retained on destroy)."""
+
+    prefix: str
+    """Key prefix holding the tables (and, under ``_athena_results/``, Athena's query results).
+    Default: ``"lakehouse"``."""
+
+    database_name: str
+    """Glue database name (lowercase letters, digits, underscores). Default: the component name, lowercased,
+    with ``-`` and ``.`` turned into ``_``."""
+
+    workgroup_name: str
+    """Athena workgroup name. Default: the component name."""
+
+    bytes_scanned_cutoff_per_query: int
+    """Athena cancels a query that scans more than this many bytes (at least 10 MB). Default: 1 TiB
+    (about 5 USD per query at list price); ``0`` removes the limit."""
+
+    engine_version: str
+    """Athena engine version, e.g. ``"Athena engine version 3"``. Default: ``"AUTO"`` (Athena picks)."""
+
+    bucket_name: pulumi.Input[str]
+    """Own bucket only: exact bucket name. Default: auto-named from the component name."""
+
+    kms_key_arn: pulumi.Input[str]
+    """Own bucket only: an existing KMS key ARN. Default: a new key with rotation."""
+
+    noncurrent_version_expiration_days: int
+    """Own bucket only: days noncurrent versions are kept; ``0`` keeps them forever. Default: 90."""
+
+    abort_incomplete_multipart_days: int
+    """Own bucket only: days before an unfinished multipart upload is aborted. Default: 7."""
+
+    access_log_bucket: pulumi.Input[str]
+    """Own bucket only: bucket receiving S3 server access logs. Default: no access logging."""
+
+    access_log_prefix: pulumi.Input[str]
+    """Own bucket only: key prefix of the access logs. Default: ``s3-access/<bucket name>/``."""
+
+    region: pulumi.Input[str]
+    """Own bucket only: AWS region of every resource. Default: the provider's region; with an
+    ``artifact_store`` the lakehouse always follows the store's region."""
+
+    retain_on_delete: bool
+    """Keep the bucket (own bucket only), the Glue database and the workgroup on destroy. Default: True."""
+
+    force_destroy: bool
+    """Own bucket only: empty the bucket on destroy, and delete the workgroup with its saved queries.
+    Requires ``retain_on_delete=False``. Default: False."""
+
+    tags: dict[str, str]
+    """Tags on every resource the lakehouse creates. Default: none."""
+
+
+_OWN_BUCKET_ONLY = (
+    "bucket_name",
+    "kms_key_arn",
+    "noncurrent_version_expiration_days",
+    "abort_incomplete_multipart_days",
+    "access_log_bucket",
+    "access_log_prefix",
+    "region",
+)
+
+
+def _renamed(stmts: list[dict[str, Any]], suffix: str) -> list[dict[str, Any]]:
+    """The same statements with ``suffix`` appended to each Sid (Sids must be unique in one policy)."""
+    return [{**s, "Sid": s["Sid"] + suffix} for s in stmts]
+
+
+def _glue_arns(database_arn: pulumi.Output[str]) -> dict[str, pulumi.Output[str]]:
+    """Catalog, database and tables ARNs, from the database ARN (so no account-id lookup is needed)."""
+
+    def part(kind: str) -> pulumi.Output[str]:
+        def build(arn: str) -> str:
+            head, _, db = arn.partition(":database/")
+            return {"catalog": f"{head}:catalog", "database": arn, "tables": f"{head}:table/{db}/*"}[kind]
+
+        return database_arn.apply(build)
+
+    return {k: part(k) for k in ("catalog", "database", "tables")}
+
+
+class S3Lakehouse(pulumi.ComponentResource):
+    """Glue + Athena over ``s3://<bucket>/<prefix>/``; exports the manifest ``data`` section (kind lakehouse).
+
+    Outputs: ``bucket_name``, ``bucket_arn``, ``location``, ``database_name``, ``workgroup_name``,
+    ``results_location``, ``kms_key_arn``, ``region``, ``manifest_section``. ``grant_read(role)`` lets a role
+    query (Athena + Glue read + S3 read, and writing query results); ``grant_write(role)`` adds creating and
+    changing tables and writing data under the prefix.
+    """
+
+    bucket_name: pulumi.Output[str]
+    bucket_arn: pulumi.Output[str]
+    location: pulumi.Output[str]
+    results_location: pulumi.Output[str]
+    database_name: pulumi.Output[str]
+    workgroup_name: pulumi.Output[str]
+    kms_key_arn: pulumi.Output[str] | None
+    region: pulumi.Output[str]
+    prefix: str
+    manifest_section: pulumi.Output[dict[str, Any]]
+
+    def __init__(
+        self,
+        name: str,
+        args: S3LakehouseArgs | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        a: dict[str, Any] = dict(args or {})
+        problems = Problems(f"S3Lakehouse {name!r}")
+        problems.unknown_keys(a, S3LakehouseArgs)
+        store = a.get("artifact_store")
+        prefix = a.get("prefix", DEFAULT_PREFIX)
+        check_prefix(problems, "prefix", prefix)
+        if isinstance(prefix, str) and not normalize_prefix(prefix):
+            problems.add(
+                "prefix", prefix, "a non-empty prefix: the lakehouse never owns a whole bucket's keys"
+            )
+        retain = a.get("retain_on_delete", True)
+        force = a.get("force_destroy", False)
+        if store is not None:
+            if not isinstance(store, S3ArtifactStore):
+                problems.add("artifact_store", type(store).__name__, "an S3ArtifactStore component")
+            for k in _OWN_BUCKET_ONLY:
+                if k in a:
+                    problems.add(
+                        k, a[k], "only for the lakehouse's own bucket; drop it or drop artifact_store"
+                    )
+            for path, value in (("retain_on_delete", retain), ("force_destroy", force)):
+                if not isinstance(value, bool):
+                    problems.add(path, value, "True or False")
+        else:
+            check_bucket_args(
+                problems,
+                name,
+                bucket_name=a.get("bucket_name"),
+                kms_key_arn=a.get("kms_key_arn"),
+                noncurrent_version_expiration_days=a.get(
+                    "noncurrent_version_expiration_days", DEFAULT_NONCURRENT_DAYS
+                ),
+                abort_incomplete_multipart_days=a.get(
+                    "abort_incomplete_multipart_days", DEFAULT_ABORT_MULTIPART_DAYS
+                ),
+                retain_on_delete=retain,
+                force_destroy=force,
+                access_log_bucket=a.get("access_log_bucket"),
+                access_log_prefix=a.get("access_log_prefix"),
+            )
+        db_name = a.get("database_name", re.sub(r"[-.]", "_", name.lower()))
+        if not isinstance(db_name, str) or not _GLUE_NAME_RE.match(db_name):
+            problems.add(
+                "database_name",
+                db_name,
+                "1-255 lowercase letters, digits and underscores (Athena cannot query other names)"
+                + ("" if "database_name" in a else "; the default comes from the component name: pass one"),
+            )
+        wg_name = a.get("workgroup_name", name)
+        if not isinstance(wg_name, str) or not _WORKGROUP_RE.match(wg_name):
+            problems.add("workgroup_name", wg_name, "1-128 letters, digits, '.', '_' and '-'")
+        cutoff = a.get("bytes_scanned_cutoff_per_query", DEFAULT_SCAN_CUTOFF)
+        if isinstance(cutoff, bool) or not isinstance(cutoff, int) or (cutoff != 0 and cutoff < 10 * 1024**2):
+            problems.add(
+                "bytes_scanned_cutoff_per_query", cutoff, "0 (no limit) or a byte count of at least 10485760"
+            )
+        engine = a.get("engine_version", "AUTO")
+        if not isinstance(engine, str) or not engine:
+            problems.add("engine_version", engine, "'AUTO' or an engine name like 'Athena engine version 3'")
+        tags = a.get("tags")
+        if tags is not None and (
+            not isinstance(tags, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+        ):
+            problems.add("tags", tags, "a dict of string keys to string values")
+        problems.raise_if_any()
+
+        self._name_ = name
+        self.prefix = normalize_prefix(prefix)
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=retain)
+
+        if store is not None:
+            if store.prefix == "" or _overlaps(store.prefix, self.prefix):
+                pulumi.log.warn(
+                    f"S3Lakehouse {name!r}: prefix {self.prefix!r} overlaps the artifact store's prefix "
+                    f"{store.prefix!r}, so grants on one reach the other's objects; give them sibling prefixes",
+                    resource=self,
+                )
+            self.bucket_name = store.bucket_name
+            self.bucket_arn = store.bucket_arn
+            self.kms_key_arn = store.kms_key_arn
+            self.region = store.region
+            region_in: pulumi.Input[str] | None = store.region
+            waits: list[pulumi.Output[Any]] = [store.manifest_section]
+        else:
+            sb = secure_bucket(
+                name,
+                self,
+                bucket_name=a.get("bucket_name"),
+                kms_key_arn=a.get("kms_key_arn"),
+                noncurrent_version_expiration_days=a.get(
+                    "noncurrent_version_expiration_days", DEFAULT_NONCURRENT_DAYS
+                ),
+                abort_incomplete_multipart_days=a.get(
+                    "abort_incomplete_multipart_days", DEFAULT_ABORT_MULTIPART_DAYS
+                ),
+                access_log_bucket=a.get("access_log_bucket"),
+                access_log_prefix=a.get("access_log_prefix"),
+                retain_on_delete=retain,
+                force_destroy=force,
+                region=a.get("region"),
+                tags=tags,
+                description="mlstack lakehouse",
+            )
+            self.secure_bucket = sb
+            self.bucket_name = sb.bucket.bucket
+            self.bucket_arn = sb.bucket.arn
+            self.kms_key_arn = sb.kms_key_arn
+            self.region = sb.bucket.region
+            region_in = a.get("region")
+            waits = [c.urn for c in sb.children]
+
+        prefix_ = self.prefix
+        self.location = self.bucket_name.apply(lambda b: f"s3://{b}/{prefix_}/")
+        self.results_location = self.bucket_name.apply(lambda b: f"s3://{b}/{prefix_}/{RESULTS_DIR}/")
+
+        self.database = aws.glue.CatalogDatabase(
+            f"{name}-database",
+            name=db_name,
+            description=f"mlstack lakehouse {name}: tables under its S3 prefix",
+            location_uri=self.location,
+            region=region_in,
+            tags=tags,
+            opts=child,
+        )
+        if self.kms_key_arn is not None:
+            encryption = aws.athena.WorkgroupConfigurationResultConfigurationEncryptionConfigurationArgs(
+                encryption_option="SSE_KMS", kms_key_arn=self.kms_key_arn
+            )
+        else:  # an existing store without a customer key: S3-managed keys
+            encryption = aws.athena.WorkgroupConfigurationResultConfigurationEncryptionConfigurationArgs(
+                encryption_option="SSE_S3"
+            )
+        self.workgroup = aws.athena.Workgroup(
+            f"{name}-workgroup",
+            name=wg_name,
+            description=f"mlstack lakehouse {name}",
+            state="ENABLED",
+            force_destroy=force,
+            configuration=aws.athena.WorkgroupConfigurationArgs(
+                enforce_workgroup_configuration=True,
+                enable_minimum_encryption_configuration=True,
+                publish_cloudwatch_metrics_enabled=True,
+                requester_pays_enabled=False,
+                bytes_scanned_cutoff_per_query=cutoff or None,
+                engine_version=aws.athena.WorkgroupConfigurationEngineVersionArgs(
+                    selected_engine_version=engine
+                ),
+                result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
+                    output_location=self.results_location,
+                    encryption_configuration=encryption,
+                ),
+            ),
+            region=region_in,
+            tags=tags,
+            opts=child,
+        )
+        self.database_name = self.database.name
+        self.workgroup_name = self.workgroup.name
+        self.database_arn = self.database.arn
+        self.workgroup_arn = self.workgroup.arn
+
+        def section(v: list[Any]) -> dict[str, Any]:
+            db, wg, loc, region = v[:4]
+            return validate_section(
+                "data",
+                {
+                    "kind": "lakehouse",
+                    "database": db,
+                    "workgroup": wg,
+                    "location": loc.rstrip("/"),
+                    "region": region,
+                },
+            )
+
+        self.manifest_section = pulumi.Output.all(
+            self.database_name, self.workgroup_name, self.location, self.region, *waits
+        ).apply(section)
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_arn": self.bucket_arn,
+                "location": self.location,
+                "results_location": self.results_location,
+                "database_name": self.database_name,
+                "workgroup_name": self.workgroup_name,
+                "kms_key_arn": self.kms_key_arn,
+                "region": self.region,
+                "prefix": self.prefix,
+                "manifest_section": self.manifest_section,
+            }
+        )
+
+    # ------------------------------------------------------------------ grants
+    def read_statements(self) -> list[dict[str, Any]]:
+        """Query the lakehouse: Athena in this workgroup, Glue read on this database, S3 read under the prefix,
+        write under the results prefix (Athena writes results with the caller's credentials)."""
+        results_prefix = f"{self.prefix}/{RESULTS_DIR}"
+        glue = _glue_arns(self.database.arn)
+        stmts = [
+            _policy.statement("AthenaQuery", _ATHENA_QUERY, [self.workgroup.arn]),
+            _policy.statement("GlueRead", _GLUE_READ, [glue["catalog"], glue["database"], glue["tables"]]),
+            # GetBucketLocation carries no s3:prefix, so it cannot share the prefix-conditioned statement
+            _policy.statement("BucketLocation", ["s3:GetBucketLocation"], [self.bucket_arn]),
+            *_policy.s3_read_statements(self.bucket_arn, self.prefix),
+            *_renamed(_policy.s3_write_statements(self.bucket_arn, results_prefix), "Results"),
+        ]
+        if self.kms_key_arn is not None:
+            # results are written encrypted, so even readers need data keys (only through S3)
+            stmts += s3_kms_statements(self.kms_key_arn, self.region, write=True)
+        return stmts
+
+    def write_statements(self) -> list[dict[str, Any]]:
+        """Everything in :meth:`read_statements`, plus table DDL in Glue and writing data under the prefix."""
+        glue = _glue_arns(self.database.arn)
+        return [
+            *self.read_statements(),
+            _policy.statement("GlueWrite", _GLUE_WRITE, [glue["catalog"], glue["database"], glue["tables"]]),
+            *_policy.s3_write_statements(self.bucket_arn, self.prefix),
+        ]
+
+    def grant_read(self, role: _policy.RoleLike, name: str | None = None) -> aws.iam.RolePolicy:
+        """Let ``role`` (an aws.iam.Role or a role name) query the lakehouse; an inline policy, our child."""
+        return _policy.attach(
+            grant_resource_name(role, name, self._name_, "read"), role, self.read_statements(), self
+        )
+
+    def grant_write(self, role: _policy.RoleLike, name: str | None = None) -> aws.iam.RolePolicy:
+        """Let ``role`` query, create and change tables, and write data under the prefix."""
+        return _policy.attach(
+            grant_resource_name(role, name, self._name_, "write"), role, self.write_statements(), self
+        )
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
