@@ -1,9 +1,222 @@
-"""mlstack data commands (see the issue that owns this layer)."""
+"""``mlstack data``: query the warehouse in force, list its tables, load a CSV or Parquet file into it.
+
+Heavy imports (pyarrow, the warehouse clients) happen inside the commands, never at import time.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from mlstack.cli._common import JsonOpt, ManifestOpt, console, emit_json, err_console, load, print_table
+
+data_app = typer.Typer(
+    name="data",
+    help="Query the stack's warehouse, list its tables, load files into it.",
+    no_args_is_help=True,
+)
+
+_PREVIEW_ROWS = 50
+
+
+def _source(manifest: Path | None) -> Any:
+    from mlstack import data
+
+    return data.source(load(manifest).manifest)
+
+
+def _version(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.lstrip("-").isdigit() else value
+
+
+@data_app.command("query")
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL text, or a table name to read the whole table.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write the full result to FILE (.parquet or .csv) instead of printing it."
+        ),
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version", help="Read the table at this version (Delta version, Snowflake timestamp)."
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=0, help="Rows to print (0 = all); --out and --json get every row."),
+    ] = _PREVIEW_ROWS,
+    json_out: JsonOpt = False,
+    manifest: ManifestOpt = None,
+) -> None:
+    """Run a query (or read a table) on the stack's warehouse and print or save the result."""
+    from mlstack.errors import UsageError
+
+    if out is not None and out.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        raise UsageError(f"--out must end in .parquet or .csv, got {str(out)!r}", fix="--out result.parquet")
+    src = _source(manifest)
+    reader = src.read(sql, version=_version(version))
+    if out is not None:
+        rows = _write_file(reader, out)
+        if json_out:
+            emit_json({"out": str(out), "rows": rows, "columns": reader.schema.names})
+        else:
+            console.print(f"wrote {rows} row{'s' if rows != 1 else ''} to {out}")
+        return
+    table = reader.read_all()
+    if json_out:
+        emit_json({"columns": table.column_names, "rows": table.to_pylist(), "row_count": table.num_rows})
+        return
+    shown = table if limit == 0 else table.slice(0, limit)
+    print_table(None, table.column_names, ([r[c] for c in table.column_names] for r in shown.to_pylist()))
+    more = table.num_rows - shown.num_rows
+    tail = f" ({more} not shown; --limit 0 prints all, --out saves all)" if more else ""
+    err_console.print(f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}{tail}")
+
+
+def _write_file(reader: Any, out: Path) -> int:
+    """Stream batches to a Parquet or CSV file (written to a temp name, renamed when complete)."""
+    import os
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    rows = 0
+    try:
+        if out.suffix.lower() == ".csv":
+            with pacsv.CSVWriter(str(tmp), reader.schema) as w:
+                for batch in reader:
+                    w.write_batch(batch)
+                    rows += batch.num_rows
+        else:
+            with pq.ParquetWriter(str(tmp), reader.schema) as pw:
+                for batch in reader:
+                    pw.write_batch(batch)
+                    rows += batch.num_rows
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+@data_app.command("tables")
+def tables(json_out: JsonOpt = False, manifest: ManifestOpt = None) -> None:
+    """List the tables the stack's warehouse holds."""
+    src = _source(manifest)
+    infos = src.tables()
+    if json_out:
+        emit_json({"kind": src.kind, "tables": [t.to_dict() for t in infos]})
+        return
+    if not infos:
+        err_console.print(
+            f"no tables in the {src.kind} data source; load one with `mlstack data load FILE TABLE`"
+        )
+        return
+    print_table(
+        f"{src.kind} tables",
+        ["name", "kind", "version", "rows", "location"],
+        ((t.name, t.kind, t.version, t.rows, t.location) for t in infos),
+    )
+
+
+@data_app.command("load")
+def load_file(
+    file: Annotated[
+        Path, typer.Argument(help="A .csv or .parquet file (a folder of Parquet files works too).")
+    ],
+    table: Annotated[str, typer.Argument(help="Table to create or append to.")],
+    mode: Annotated[str, typer.Option("--mode", help="append (default) or overwrite the table.")] = "append",
+    json_out: JsonOpt = False,
+    manifest: ManifestOpt = None,
+) -> None:
+    """Load a CSV or Parquet file into a table of the stack's warehouse (created if missing)."""
+    from mlstack.errors import UsageError
+
+    if mode not in ("append", "overwrite"):
+        raise UsageError(f"--mode must be append or overwrite, got {mode!r}", fix="--mode overwrite")
+    reader = _open_file(file)
+    result = _source(manifest).write(table, reader, mode=mode)
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    v = f", version {result.version}" if result.version is not None else ""
+    console.print(
+        f"loaded {result.rows} row{'s' if result.rows != 1 else ''} into {result.table} ({mode}{v})"
+    )
+
+
+def _open_file(file: Path) -> Any:
+    """A streaming Arrow reader over a CSV or Parquet file (types inferred from the data)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.dataset as pads
+
+    from mlstack.errors import DataError, UsageError
+
+    if not file.exists():
+        raise UsageError(f"file {str(file)!r} does not exist", fix="pass the path of a .csv or .parquet file")
+    suffix = file.suffix.lower()
+    try:
+        if suffix in (".csv", ".tsv", ".txt") or (suffix == ".gz" and ".csv" in file.name.lower()):
+            parse = pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
+            # big blocks so type inference sees enough rows to settle on a type for the whole file
+            return pacsv.open_csv(
+                str(file), read_options=pacsv.ReadOptions(block_size=16 << 20), parse_options=parse
+            )
+        if suffix in (".parquet", ".pq") or file.is_dir():
+            return pads.dataset(str(file), format="parquet").scanner().to_reader()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(
+            f"cannot read {str(file)!r}: {exc}", fix="check that the file is valid CSV or Parquet"
+        ) from None
+    raise UsageError(
+        f"cannot tell the format of {str(file)!r} (suffix {suffix or 'none'})",
+        fix="name the file .csv or .parquet",
+    )
+
+
+@data_app.command("history")
+def history(
+    table: Annotated[str, typer.Argument(help="A table with versions (a local Delta table).")],
+    json_out: JsonOpt = False,
+    manifest: ManifestOpt = None,
+) -> None:
+    """The versions of a table, newest first (what `--version` / version= can read)."""
+    from mlstack.errors import UsageError
+
+    src = _source(manifest)
+    if not hasattr(src, "history"):
+        raise UsageError(
+            f"the {src.kind} data source does not list table versions here",
+            fix="use the warehouse's own history (DESCRIBE HISTORY on Databricks, Time Travel on Snowflake)",
+        )
+    rows = src.history(table)
+    if json_out:
+        emit_json({"table": table, "versions": rows})
+        return
+    print_table(
+        f"{table} versions",
+        ["version", "timestamp", "operation", "mode", "rows_added"],
+        ((r["version"], _ts(r["timestamp"]), r["operation"], r["mode"], r["rows_added"]) for r in rows),
+    )
+
+
+def _ts(ms: Any) -> str:
+    import datetime as dt
+
+    if not isinstance(ms, int | float):
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
+    app.add_typer(data_app, name="data")
