@@ -137,6 +137,7 @@ class Version:
     run: dict[str, Any] = field(default_factory=dict)  # pipeline / step, when the run had them
     aliases: list[str] = field(default_factory=list)  # filled in by show/ls; not stored in the record
     put_id: str = ""  # identifies the writer, so a retried create recognises its own record
+    unchanged: bool = False  # set by put when the content matched the latest version (nothing written)
 
     @property
     def ref(self) -> str:

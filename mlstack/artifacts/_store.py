@@ -320,7 +320,8 @@ class ArtifactStore:
             and latest.kind == kind
             and (metadata is None or latest.metadata == meta)
         ):
-            v = latest  # unchanged: no new version, nothing written
+            v = _with_aliases(latest, [])  # unchanged: no new version, nothing written
+            v.unchanged = True
         else:
             v = self._create_version(
                 Version(
@@ -341,9 +342,10 @@ class ArtifactStore:
                 ),
                 latest.version if latest else 0,
             )
-        if alias is not None:
-            return self.set_alias(name, v.version, alias)
-        return _with_aliases(v, [])
+        unchanged = v.unchanged
+        out = self.set_alias(name, v.version, alias) if alias is not None else _with_aliases(v, [])
+        out.unchanged = unchanged
+        return out
 
     def _known(self, data: bytes, reuse: Callable[[str], bool]) -> tuple[str, bool]:
         import hashlib
