@@ -32,7 +32,7 @@ HEAD_FIRST_MIN = 1 << 20  # from this size, ask whether a blob exists before sen
 TRANSFER_THREADS = 16
 POOL_CONNECTIONS = 64
 
-_clients: dict[tuple[str | None, str], Any] = {}
+_clients: dict[tuple[str | None, str, str], Any] = {}
 _clients_lock = threading.Lock()
 _CRED_CODES = {
     "InvalidAccessKeyId",
@@ -49,8 +49,12 @@ _CONFLICT = {"ConditionalRequestConflict", "409", "OperationAborted"}
 
 
 def shared_client(endpoint_url: str | None, region: str) -> Any:
-    """The process-wide S3 client for an endpoint and region."""
-    key = (endpoint_url, region)
+    """The process-wide S3 client for an endpoint, region and set of credentials in the environment."""
+    creds = "|".join(
+        os.environ.get(v, "")
+        for v in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    )
+    key = (endpoint_url, region, hashlib.sha256(creds.encode()).hexdigest())
     with _clients_lock:
         if key not in _clients:
             cfg = Config(
