@@ -110,7 +110,8 @@ class WriteResult:
     table: str
     rows: int
     mode: Mode
-    version: int | None = None
+    #: Delta version (local), statement id to time-travel to (Snowflake), None where the store has none
+    version: int | str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"table": self.table, "rows": self.rows, "mode": self.mode, "version": self.version}

@@ -1,0 +1,412 @@
+"""The Snowflake data source: the official connector, Arrow result batches, time travel with ``AT``.
+
+Credentials never come from the manifest. In order:
+
+1. ``connection_name`` in the manifest: that entry of ``connections.toml`` (``$SNOWFLAKE_HOME``, else
+   ``~/.snowflake``, else ``~/.config/snowflake``; mode 0600), which holds the key pair (``authenticator =
+   "SNOWFLAKE_JWT"`` plus ``private_key_file``) or whatever login that entry uses;
+2. else key-pair auth for the manifest's ``user`` with ``$SNOWFLAKE_PRIVATE_KEY_FILE`` (and
+   ``$SNOWFLAKE_PRIVATE_KEY_FILE_PWD`` when the key is encrypted).
+
+The manifest's warehouse, database, schema and role are always applied on top of the connection.
+Reads stream ``fetch_arrow_batches``; ``shards()`` hands out the connector's picklable result batches.
+Unquoted Snowflake identifiers are upper case, so result columns come back upper case (``AMOUNT``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import snowflake.connector
+from snowflake.connector import errors as sf_errors
+
+from mlstack.data.base import (
+    DataSource,
+    Shard,
+    TableInfo,
+    Version,
+    WriteResult,
+    check_mode,
+    is_table_name,
+    split_name,
+    to_arrow,
+)
+from mlstack.errors import BackendError, CredentialsError, DataError, NotFoundError, UsageError
+from mlstack.manifest import SnowflakeData
+
+_SIMPLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_QUERY_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+# rows per INSERT round trip when writing (the connector binds them client-side into one statement)
+INSERT_BATCH = 16_384
+_LOGIN_ERRNOS = {250001, 390100, 390101, 390102, 390144, 390318, 394300, 394304}
+
+
+@dataclass
+class SnowflakeShard(Shard):
+    """One result batch of a Snowflake query (the connector's ResultBatch, picklable; fetched on read)."""
+
+    batch: Any = None
+
+    def read(self) -> pa.Table:
+        return self.batch.to_arrow()  # type: ignore[no-any-return]
+
+
+def ident(name: str) -> str:
+    """Quote an identifier the way Snowflake resolves an unquoted one: simple names upper case."""
+    if _SIMPLE.match(name):
+        return '"' + name.upper() + '"'
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(name: str) -> str:
+    return ".".join(ident(p) for p in split_name(name))
+
+
+def version_clause(version: Version) -> str:
+    """Time travel: a negative int is seconds ago, a query id is that statement, anything else a timestamp."""
+    if version is None:
+        return ""
+    if isinstance(version, int) or (isinstance(version, str) and re.fullmatch(r"-?\d+", version)):
+        seconds = int(version)
+        if seconds > 0:
+            raise UsageError(
+                f"a Snowflake version number is seconds in the past (negative), got {version!r}",
+                fix="version=-3600 reads the table as it was an hour ago",
+            )
+        return f" AT(OFFSET => {seconds})"
+    text = str(version).strip()
+    if _QUERY_ID.match(text):
+        return f" AT(STATEMENT => '{text}')"
+    return " AT(TIMESTAMP => '" + text.replace("'", "''") + "'::TIMESTAMP_LTZ)"
+
+
+def arrow_to_snowflake_type(t: pa.DataType) -> str:
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_integer(t):
+        return "NUMBER(38,0)"
+    if pa.types.is_floating(t):
+        return "FLOAT"
+    if pa.types.is_decimal(t):
+        return f"NUMBER({t.precision},{t.scale})"  # type: ignore[attr-defined]
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "VARCHAR"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "BINARY"
+    if pa.types.is_date(t):
+        return "DATE"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP_TZ" if t.tz else "TIMESTAMP_NTZ"  # type: ignore[attr-defined]
+    if pa.types.is_time(t):
+        return "TIME"
+    if pa.types.is_dictionary(t):
+        return arrow_to_snowflake_type(t.value_type)  # type: ignore[attr-defined]
+    raise UsageError(
+        f"cannot map Arrow type {t} to a Snowflake column type",
+        fix="cast the column to a number, string, boolean, date or timestamp before writing",
+    )
+
+
+_DESCRIPTION_TYPES = {
+    "FIXED": pa.int64(),
+    "REAL": pa.float64(),
+    "TEXT": pa.string(),
+    "BOOLEAN": pa.bool_(),
+    "DATE": pa.date32(),
+    "BINARY": pa.binary(),
+    "TIMESTAMP_NTZ": pa.timestamp("ns"),
+    "TIMESTAMP_LTZ": pa.timestamp("ns", tz="UTC"),
+    "TIMESTAMP_TZ": pa.timestamp("ns", tz="UTC"),
+    "TIME": pa.time64("ns"),
+}
+
+
+def _schema_from_description(description: Sequence[Any] | None) -> pa.Schema:
+    """An empty result's schema, from the cursor description (no batch arrives to carry it)."""
+    from snowflake.connector.constants import FIELD_ID_TO_NAME
+
+    fields = []
+    for col in description or []:
+        name, type_code, scale = col[0], col[1], col[5]
+        kind = FIELD_ID_TO_NAME.get(type_code, "TEXT")
+        t = _DESCRIPTION_TYPES.get(kind, pa.string())
+        if kind == "FIXED" and scale:
+            t = pa.float64()
+        fields.append(pa.field(name, t))
+    return pa.schema(fields)
+
+
+def translate(exc: BaseException, what: str) -> Exception:
+    """A connector error as an mlstack error with a fix."""
+    errno = getattr(exc, "errno", None)
+    msg = (getattr(exc, "raw_msg", None) or str(exc)).strip()
+    msg = re.sub(r"\s*\(request_id=[^)]*\)", "", msg).strip()
+    if errno in _LOGIN_ERRNOS or re.search(r"(login|authenticat|password|jwt|private key)", msg, re.I):
+        return CredentialsError(
+            f"Snowflake refused the login ({what}): {msg}",
+            fix="check the connections.toml entry named by the manifest's connection_name (user, key pair), "
+            "or $SNOWFLAKE_PRIVATE_KEY_FILE",
+        )
+    if isinstance(exc, sf_errors.ProgrammingError):
+        m = re.search(r"(?:Table|Object) (?:with name )?'?([\w.\"]+)'? does not exist", msg)
+        if errno == 2003 or m:
+            return NotFoundError(
+                f"{what} failed: {msg}",
+                fix="check the name, and that the role may see it (`mlstack data tables`)",
+            )
+        return DataError(f"{what} failed: {msg}", fix="check the SQL")
+    if isinstance(exc, sf_errors.DatabaseError | sf_errors.InterfaceError | OSError):
+        return BackendError(f"Snowflake {what} failed: {msg}", fix="check the account/host and the network")
+    return BackendError(f"Snowflake {what} failed: {type(exc).__name__}: {msg}")
+
+
+class SnowflakeSource(DataSource):
+    """A Snowflake database/schema through the official connector, as the manifest's user and role."""
+
+    kind = "snowflake"
+    dialect = "snowflake"
+
+    def __init__(self, section: SnowflakeData, **connect_overrides: Any) -> None:
+        super().__init__(section)
+        self._conn: Any = None
+        self._lock = threading.Lock()
+        self._overrides = connect_overrides
+
+    # ---------------------------------------------------------------- connection
+    def connect_kwargs(self) -> dict[str, Any]:
+        """What ``snowflake.connector.connect`` receives (no secret values: key material stays in files)."""
+        s = self.section
+        kw: dict[str, Any] = {
+            "warehouse": s.warehouse,
+            "database": s.database,
+            "schema": s.schema_,
+            "role": s.role,
+            "application": "mlstack",
+            "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+        }
+        if s.connection_name:
+            kw["connection_name"] = s.connection_name
+        else:
+            key_file = os.environ.get("SNOWFLAKE_PRIVATE_KEY_FILE")
+            if not key_file:
+                raise CredentialsError(
+                    "no Snowflake credentials: the manifest names no connection_name and "
+                    "$SNOWFLAKE_PRIVATE_KEY_FILE is not set",
+                    fix="add connection_name to the manifest's data section (an entry of connections.toml), "
+                    "or export SNOWFLAKE_PRIVATE_KEY_FILE=/path/to/rsa_key.p8",
+                )
+            kw.update(
+                account=s.account, user=s.user, authenticator="SNOWFLAKE_JWT", private_key_file=key_file
+            )
+            pwd = os.environ.get("SNOWFLAKE_PRIVATE_KEY_FILE_PWD")
+            if pwd:
+                kw["private_key_file_pwd"] = pwd
+        kw.update(self._overrides)
+        return kw
+
+    def connection(self) -> Any:
+        with self._lock:
+            if self._conn is None or getattr(self._conn, "is_closed", lambda: False)():
+                try:
+                    self._conn = snowflake.connector.connect(**self.connect_kwargs())
+                except (sf_errors.Error, OSError) as exc:
+                    raise translate(exc, "login") from None
+                except Exception as exc:  # config errors (missing connection entry) have their own types
+                    raise CredentialsError(
+                        f"cannot connect to Snowflake: {exc}",
+                        fix="check the connections.toml entry named by connection_name "
+                        "($SNOWFLAKE_HOME/connections.toml, mode 0600)",
+                    ) from None
+            return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None
+
+    def _execute(self, sql: str, params: Any = None, what: str = "query") -> Any:
+        cur = self.connection().cursor()
+        try:
+            cur.execute(sql, params)
+        except sf_errors.Error as exc:
+            cur.close()
+            raise translate(exc, what) from None
+        return cur
+
+    # ---------------------------------------------------------------- reads
+    def select_sql(self, table: str, columns: Sequence[str] | None, version: Version) -> str:
+        cols = ", ".join(ident(c) for c in columns) if columns else "*"
+        return f"SELECT {cols} FROM {qualified(table)}{version_clause(version)}"
+
+    def version_clause(self, version: Version) -> str:
+        return version_clause(version)
+
+    def _stream(self, cur: Any) -> pa.RecordBatchReader:
+        it: Iterator[pa.Table] = iter(cur.fetch_arrow_batches())
+        first = next(it, None)
+        if first is None:
+            schema = _schema_from_description(cur.description)
+            cur.close()
+            return pa.RecordBatchReader.from_batches(schema, iter(()))
+
+        def gen() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from first.to_batches()
+                for t in it:
+                    yield from (
+                        t.cast(first.schema).to_batches() if t.schema != first.schema else t.to_batches()
+                    )
+            except sf_errors.Error as exc:
+                raise translate(exc, "fetching results") from None
+            finally:
+                cur.close()
+
+        return pa.RecordBatchReader.from_batches(first.schema, gen())
+
+    def _read_table(
+        self, name: str, columns: Sequence[str] | None, version: Version
+    ) -> tuple[pa.RecordBatchReader, list[tuple[str, Version]]]:
+        cur = self._execute(self.select_sql(name, columns, version), what=f"reading {name}")
+        return self._stream(cur), [(self._lineage_name(name), version)]
+
+    def _read_sql(
+        self, sql: str, version: Version | Mapping[str, Version]
+    ) -> tuple[pa.RecordBatchReader, list[tuple[str, Version]] | None]:
+        if version is not None:
+            raise UsageError(
+                "version= applies to table reads on Snowflake; in SQL write the time travel clause yourself",
+                fix="SELECT ... FROM sales AT(OFFSET => -3600)",
+            )
+        return self._stream(self._execute(sql)), None
+
+    def _lineage_name(self, name: str) -> str:
+        parts = split_name(name)
+        s = self.section
+        full = [s.database, s.schema_][: max(0, 3 - len(parts))] + parts
+        return ".".join(p if not _SIMPLE.match(p) else p.upper() for p in full)
+
+    def shards(
+        self,
+        sql_or_table: str,
+        *,
+        columns: Sequence[str] | None = None,
+        version: Version | Mapping[str, Version] = None,
+    ) -> list[Shard]:
+        """The connector's result batches: each worker downloads its own chunk of the result."""
+        text = self._check_query(sql_or_table)
+        if is_table_name(text):
+            if isinstance(version, Mapping):
+                raise UsageError("version= for a table read is one version", fix="version=-3600")
+            sql = self.select_sql(text, columns, version)
+            lineage: list[tuple[str, Version]] = [(self._lineage_name(text), version)]
+        else:
+            if columns or version is not None:
+                raise UsageError("columns= and version= apply to table reads", fix="put them in the SQL")
+            sql = text
+            from mlstack.data.base import referenced_tables
+
+            lineage = [(n, None) for n in (referenced_tables(text, self.dialect) or [])]
+        cur = self._execute(sql)
+        try:
+            batches = cur.get_result_batches() or []
+        finally:
+            cur.close()
+        self._record(lineage)
+        return [SnowflakeShard(index=i, rows=b.rowcount, label=text, batch=b) for i, b in enumerate(batches)]
+
+    def tables(self) -> list[TableInfo]:
+        cur = self._execute(
+            "SELECT table_name, table_type, row_count FROM information_schema.tables "
+            "WHERE table_schema = %s ORDER BY table_name",
+            (self.section.schema_.upper() if _SIMPLE.match(self.section.schema_) else self.section.schema_,),
+            what="listing tables",
+        )
+        try:
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        s = self.section
+        return [
+            TableInfo(
+                str(name),
+                "view" if "VIEW" in str(ttype).upper() else "table",
+                None,
+                None if nrows is None else int(nrows),
+                f"{s.database}.{s.schema_}",
+            )
+            for name, ttype, nrows in rows
+        ]
+
+    # ---------------------------------------------------------------- writes
+    def write(self, table: str, data: Any, mode: str = "append") -> WriteResult:
+        """CREATE (OR REPLACE for overwrite) the table from the data's Arrow schema, then batched INSERTs.
+
+        Fine for the sizes a training job writes back (predictions, features of a sample); for bulk loads
+        stage Parquet files and COPY INTO, which Snowflake parallelises.
+        """
+        m = check_mode(mode)
+        arrow = to_arrow(data)
+        schema = arrow.schema
+        cols = ", ".join(f"{ident(f.name)} {arrow_to_snowflake_type(f.type)}" for f in schema)
+        target = qualified(table)
+        create = "CREATE OR REPLACE TABLE" if m == "overwrite" else "CREATE TABLE IF NOT EXISTS"
+        self._execute(f"{create} {target} ({cols})", what=f"creating {table}").close()
+        placeholders = ", ".join(["%s"] * len(schema))
+        insert = f"INSERT INTO {target} ({', '.join(ident(f.name) for f in schema)}) VALUES ({placeholders})"
+        rows = 0
+        last_qid: str | None = None
+        batches = arrow.to_batches(max_chunksize=INSERT_BATCH) if isinstance(arrow, pa.Table) else arrow
+        cur = self.connection().cursor()
+        try:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                cols_py = [c.to_pylist() for c in batch.columns]
+                params = list(zip(*cols_py, strict=True))
+                try:
+                    cur.executemany(insert, params)
+                except sf_errors.Error as exc:
+                    raise translate(exc, f"writing {table}") from None
+                rows += batch.num_rows
+                last_qid = cur.sfqid
+        finally:
+            cur.close()
+        return WriteResult(table, rows, m, last_qid)
+
+    # ---------------------------------------------------------------- health
+    def ping(self) -> dict[str, Any]:
+        cur = self._execute(
+            "SELECT current_user(), current_role(), current_database(), current_schema(), current_version()",
+            what="ping",
+        )
+        try:
+            user, role, database, schema, version = cur.fetchone()
+        finally:
+            cur.close()
+        facts: dict[str, Any] = {
+            "kind": self.kind,
+            "account": self.section.account,
+            "user": user,
+            "role": role,
+            "database": database,
+            "schema": schema,
+            "server_version": version,
+            "warehouse": None,
+        }
+        try:
+            cur = self.connection().cursor()
+            cur.execute("SELECT current_warehouse()")
+            facts["warehouse"] = cur.fetchone()[0]
+            cur.close()
+        except sf_errors.Error:  # older emulators lack it; the login itself is what ping proves
+            facts["warehouse"] = None
+        return facts
