@@ -1,0 +1,91 @@
+"""Orchestrator checks (Argo): the workflow controller is ready; the manifest ConfigMap exists and equals
+the manifest in use (a difference is drift, reported field by field)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlstack.doctor import kube
+from mlstack.doctor.core import Check, Sink, fail, ok
+from mlstack.manifest import ArgoOrchestrator, KubernetesCompute, Manifest
+
+
+def jobs_namespace(m: Manifest) -> str:
+    if isinstance(m.compute, KubernetesCompute):
+        return m.compute.namespace
+    assert isinstance(m.orchestrator, ArgoOrchestrator)
+    return m.orchestrator.namespace
+
+
+def argo_findings(cluster: Any, m: Manifest, sink: Sink) -> None:
+    o = m.orchestrator
+    assert isinstance(o, ArgoOrchestrator) and isinstance(m.compute, KubernetesCompute)
+    try:
+        sink.add(kube.controller_finding(cluster.deployments()))
+    except Exception as exc:
+        f = kube.api_error(exc, m.compute, "listing deployments")
+        sink.add(fail("orchestrator.controller", f.detail, f.fix or ""))
+        return
+    if not o.configmap:
+        sink.add(
+            fail(
+                "orchestrator.manifest",
+                "orchestrator.configmap is not set: drift between this manifest and the cluster cannot be checked",
+                "set orchestrator.configmap to the ConfigMap the stack writes (`mlstack outputs` shows it)",
+            )
+        )
+        return
+    ns = jobs_namespace(m)
+    try:
+        cm = cluster.configmap(ns, o.configmap)
+    except Exception as exc:
+        f = kube.api_error(exc, m.compute, f"reading ConfigMap {ns}/{o.configmap}")
+        sink.add(fail("orchestrator.manifest", f.detail, f.fix or ""))
+        return
+    if cm is not None:
+        sink.add(ok("orchestrator.manifest", f"ConfigMap {ns}/{o.configmap} present"))
+    sink.add(kube.drift_finding(cm, m.to_dict(), f"{ns}/{o.configmap}"))
+
+
+def checks(m: Manifest) -> list[Check]:
+    o = m.orchestrator
+    if not isinstance(o, ArgoOrchestrator):
+        return [
+            Check("orchestrator.local", lambda sink, t: sink.add(ok("orchestrator.local", "local runner")))
+        ]
+    if not isinstance(m.compute, KubernetesCompute):
+
+        def _bad(sink: Sink, timeout: float) -> None:
+            sink.add(
+                fail(
+                    "orchestrator.controller",
+                    "orchestrator kind 'argo' needs compute kind 'kubernetes' (the cluster Argo runs in)",
+                    "set the compute section to the Kubernetes cluster (`mlstack outputs` of the deployed stack)",
+                )
+            )
+
+        return [Check("orchestrator.controller", _bad)]
+    kc = m.compute
+
+    def _argo(sink: Sink, timeout: float) -> None:
+        from mlstack.doctor.compute import connect
+
+        cluster = connect(kc, timeout, None)
+        if cluster is None:
+            sink.add(
+                fail(
+                    "orchestrator.controller",
+                    "not checked: no usable kubeconfig context for the cluster (see compute.context)",
+                    kube.update_kubeconfig(kc),
+                )
+            )
+            return
+        argo_findings(cluster, m, sink)
+
+    return [
+        Check(
+            "orchestrator.controller",
+            _argo,
+            f"check the network path to the {kc.cluster_name} endpoint, then: {kube.update_kubeconfig(kc)}",
+        )
+    ]
