@@ -50,7 +50,11 @@ def local_findings(section: LocalData) -> list[Finding]:
         )
     else:
         parent = next((p for p in [db.parent, *db.parent.parents] if p.exists()), None)
-        if parent is not None and os.access(parent, os.W_OK):
+        if parent == db.parent and os.access(parent, os.W_OK):
+            out.append(
+                ok("data.connection", f"{db.parent} is writable; the database is created on the first write")
+            )
+        elif parent is not None and os.access(parent, os.W_OK):
             out.append(
                 warn(
                     "data.connection", f"{db} does not exist yet (created on the first write)", "mlstack init"
