@@ -1,0 +1,352 @@
+"""MLStack: the four layers of an ML stack wired together, and the manifest jobs read.
+
+``MLStack`` takes one data layer, one compute, one orchestrator and one artifact store (components built
+beside it), grants the jobs' role what it needs and nothing more (read the data, read and write the
+artifacts), assembles the whole stack manifest (validated, never holding a secret), exports it as the stack
+output ``manifest`` and, with Kubernetes compute, publishes it as the ConfigMap jobs read
+(``mlstack-manifest`` / ``mlstack.json`` in the jobs namespace; every workflow pod gets it as
+``MLSTACK_MANIFEST``).
+
+``StackConfig`` reads a stack program's typed config and reports every bad key at once, naming it.
+"""
+
+import re
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+import pulumi
+
+from mlstack.errors import ConfigError
+
+from ._args import Problems
+
+TYPE = "mlstack:stack:MLStack"
+CONFIGMAP_NAME = "mlstack-manifest"
+CONFIGMAP_KEY = "mlstack.json"
+
+
+class MLStackArgs(TypedDict, total=False):
+    """Arguments of :class:`MLStack`. ``data``, ``compute``, ``orchestrator`` and ``artifacts`` are required."""
+
+    data: Any
+    """The data layer (SnowflakeDataLayer, DatabricksDataLayer or S3Lakehouse). Required. With an AWS-side
+    grant (``grant_read``), the jobs role gets read access to it; warehouse layers grant through their own
+    reader role, which the manifest names."""
+    compute: Any
+    """The compute layer (EksGpuCluster). Required. Its ``jobs_role`` is the role every grant goes to."""
+    orchestrator: Any
+    """The orchestrator (ArgoWorkflows). Required. Its ``publish_manifest`` writes the manifest ConfigMap."""
+    artifacts: Any
+    """The artifact store (S3ArtifactStore). Required. The jobs role gets read and write under its prefix."""
+    project: str
+    """The manifest's ``project``. Default: the Pulumi project name."""
+    stack: str
+    """The manifest's ``stack``. Default: the Pulumi stack name."""
+    grant: bool
+    """Grant the jobs role read on the data and read/write on the artifacts. Default: True. Grants the
+    compute component already made (its ``artifact_store`` / ``data_layer`` args) are not repeated."""
+    publish_configmap: bool
+    """With Kubernetes compute, publish the manifest as the ConfigMap jobs read. Default: True."""
+    export_manifest: bool
+    """Export the manifest as the stack output ``manifest`` (what ``mlstack manifest --from-stack`` and
+    ``mlstack up`` read). Default: True."""
+
+
+_REQUIRED = ("data", "compute", "orchestrator", "artifacts")
+
+
+def _validate(name: str, a: dict[str, Any]) -> None:
+    problems = Problems(f"MLStack {name!r}")
+    problems.unknown_keys(a, MLStackArgs)
+    for key in _REQUIRED:
+        v = a.get(key)
+        if v is None:
+            problems.add(key, None, f"required: the {key} layer component")
+        elif not hasattr(v, "manifest_section"):
+            problems.add(key, type(v).__name__, "a component with a manifest_section (an mlstack component)")
+    compute = a.get("compute")
+    grant = a.get("grant", True)
+    if (
+        compute is not None
+        and hasattr(compute, "manifest_section")
+        and grant
+        and not hasattr(compute, "jobs_role")
+    ):
+        problems.add("compute", type(compute).__name__, "a compute component with a jobs_role to grant to")
+    art = a.get("artifacts")
+    if art is not None and grant and hasattr(art, "manifest_section") and not hasattr(art, "grant_write"):
+        problems.add("artifacts", type(art).__name__, "an artifact store with grant_write (S3ArtifactStore)")
+    for key in ("project", "stack"):
+        v = a.get(key)
+        if v is not None and (not isinstance(v, str) or not v.strip()):
+            problems.add(key, v, "a non-empty string")
+    for key in ("grant", "publish_configmap", "export_manifest"):
+        if key in a and not isinstance(a[key], bool):
+            problems.add(key, a[key], "True or False")
+    problems.raise_if_any()
+
+
+def build_manifest(project: str, stack: str, sections: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The whole manifest from the four layer sections, validated (raises ManifestError on a secret)."""
+    from mlstack import manifest
+
+    artifacts, data, compute, orchestrator = sections
+    doc = {
+        "version": 1,
+        "project": project,
+        "stack": stack,
+        "artifacts": artifacts,
+        "data": data,
+        "compute": compute,
+        "orchestrator": orchestrator,
+    }
+    return manifest.from_dict(doc, source=f"MLStack manifest ({project}/{stack})").to_dict()
+
+
+class MLStack(pulumi.ComponentResource):
+    """Wires data, compute, orchestrator and artifacts into one stack and publishes its manifest."""
+
+    manifest: pulumi.Output[dict]
+    jobs_role_arn: pulumi.Output[str] | None
+    manifest_configmap: Any
+
+    def __init__(
+        self, name: str, args: MLStackArgs | None = None, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        a: dict[str, Any] = dict(args or {})
+        _validate(name, a)
+        self.data, self.compute = a["data"], a["compute"]
+        self.orchestrator, self.artifacts = a["orchestrator"], a["artifacts"]
+        project = a.get("project") or pulumi.get_project()
+        stack = a.get("stack") or pulumi.get_stack()
+        self.grants: list[pulumi.Resource] = []
+
+        role = getattr(self.compute, "jobs_role", None)
+        self.jobs_role_arn = getattr(role, "arn", None) if role is not None else None
+        if a.get("grant", True) and role is not None:
+            # the compute component may already have granted (its artifact_store / data_layer args)
+            if getattr(self.compute, "artifact_store", None) is not self.artifacts:
+                self.grants.append(self.artifacts.grant_write(role, f"{name}-jobs-artifacts-rw"))
+            if getattr(self.compute, "data_layer", None) is not self.data and hasattr(
+                self.data, "grant_read"
+            ):
+                self.grants.append(self.data.grant_read(role, f"{name}-jobs-data-read"))
+
+        sections = [
+            self.artifacts.manifest_section,
+            self.data.manifest_section,
+            self.compute.manifest_section,
+            self.orchestrator.manifest_section,
+        ]
+        self.manifest = pulumi.Output.all(*sections).apply(lambda s: build_manifest(project, stack, s))
+
+        self.manifest_configmap = None
+        kind = self.compute.manifest_section.apply(lambda s: s.get("kind"))
+        if a.get("publish_configmap", True):
+            self.manifest_configmap = self._publish(name, kind)
+
+        if a.get("export_manifest", True):
+            pulumi.export("manifest", self.manifest)
+        self.register_outputs({"manifest": self.manifest, "jobs_role_arn": self.jobs_role_arn})
+
+    def _publish(self, name: str, kind: pulumi.Output[str]) -> Any:
+        """The manifest ConfigMap in the jobs namespace (Kubernetes compute only)."""
+        if hasattr(self.orchestrator, "publish_manifest"):
+            return self.orchestrator.publish_manifest(self.manifest)
+        provider = getattr(self.compute, "provider", None)
+        namespace = getattr(self.compute, "jobs_namespace", None)
+        if provider is None or namespace is None:
+            return None  # not Kubernetes: jobs read the manifest from the stack output instead
+        import json
+
+        import pulumi_kubernetes as k8s
+
+        return k8s.core.v1.ConfigMap(
+            f"{name}-manifest",
+            metadata={
+                "name": CONFIGMAP_NAME,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/part-of": "mlstack"},
+            },
+            data={CONFIGMAP_KEY: self.manifest.apply(lambda m: json.dumps(m, indent=2, sort_keys=True))},
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
+        )
+
+
+# ------------------------------------------------------------------ typed stack config
+_SECRETISH = re.compile(r"(password|secret|private[_-]?key|token|credential|access[_-]?key)", re.IGNORECASE)
+
+
+class StackConfig:
+    """Typed reads of a stack program's config; every bad key is collected and reported at once by ``check()``.
+
+    ``cfg = StackConfig(); size = cfg.integer("gpuMaxSize", 4, minimum=0); cfg.check()``. Keys are the
+    project's (``<project>:key``). Keys that look like credentials are refused: a stack never pins
+    credentials in config (providers read them from the environment or their own profiles).
+    """
+
+    def __init__(self, namespace: str | None = None) -> None:
+        self.namespace = namespace or pulumi.get_project()
+        self._cfg = pulumi.Config(self.namespace)
+        self.problems: list[tuple[str, Any, str]] = []
+
+    def _key(self, key: str) -> str:
+        return f"{self.namespace}:{key}"
+
+    def _raw(self, key: str) -> str | None:
+        if _SECRETISH.search(key):
+            self.problems.append((self._key(key), "<not read>", "credentials never go in stack config"))
+            return None
+        return self._cfg.get(key)
+
+    def string(
+        self,
+        key: str,
+        default: str | None = None,
+        *,
+        choices: Sequence[str] | None = None,
+        pattern: str | None = None,
+        required: bool = False,
+    ) -> str | None:
+        v = self._raw(key)
+        if v is None:
+            if required:
+                self.problems.append(
+                    (self._key(key), None, "required" + (f": one of {', '.join(choices)}" if choices else ""))
+                )
+            return default
+        if choices is not None and v not in choices:
+            self.problems.append((self._key(key), v, f"one of: {', '.join(choices)}"))
+            return default
+        if pattern is not None and not re.fullmatch(pattern, v):
+            self.problems.append((self._key(key), v, f"must match {pattern}"))
+            return default
+        return v
+
+    def integer(
+        self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        v = self._raw(key)
+        if v is None:
+            return default
+        try:
+            n = int(v)
+        except ValueError:
+            self.problems.append((self._key(key), v, "an integer"))
+            return default
+        if (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
+            self.problems.append((self._key(key), n, f"between {minimum} and {maximum}"))
+            return default
+        return n
+
+    def boolean(self, key: str, default: bool) -> bool:
+        v = self._raw(key)
+        if v is None:
+            return default
+        if v.lower() in ("true", "false"):
+            return v.lower() == "true"
+        self.problems.append((self._key(key), v, "true or false"))
+        return default
+
+    def strings(self, key: str, default: Sequence[str] = ()) -> list[str]:
+        v = self._raw(key)
+        if v is None:
+            return list(default)
+        import json
+
+        try:
+            parsed = json.loads(v)
+        except ValueError:
+            parsed = [x.strip() for x in v.split(",") if x.strip()]
+        if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
+            self.problems.append((self._key(key), v, "a list of strings"))
+            return list(default)
+        return parsed
+
+    def check(self) -> None:
+        """Raise one ConfigError listing every problem (key, value, what is allowed)."""
+        if self.problems:
+            lines = "\n".join(f"  {k}: got {v!r}; {why}" for k, v, why in self.problems)
+            keys = ", ".join(k for k, _, _ in self.problems)
+            raise ConfigError(
+                f"stack config: {len(self.problems)} invalid key{'s' if len(self.problems) != 1 else ''} ({keys})\n{lines}",
+                fix="fix the keys above in Pulumi.<stack>.yaml (see stacks/README.md for every key)",
+            )
+
+
+# ------------------------------------------------------------------ config keys every shipped stack shares
+GPU_CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
+GPU_AMI_TYPES = ("AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA")
+
+
+def gpu_cluster_args(cfg: StackConfig) -> dict[str, Any]:
+    """EksGpuClusterArgs from the shared compute keys (see stacks/README.md); problems go to ``cfg``."""
+    from mlstack import prices
+
+    types = cfg.strings("gpuInstanceTypes", ["g5.xlarge"])
+    known = prices.gpu_instance_types()
+    for t in types:
+        if t not in known:
+            cfg.problems.append(
+                (
+                    cfg._key("gpuInstanceTypes"),
+                    t,
+                    "a GPU instance type in the shipped table: " + ", ".join(sorted(known)),
+                )
+            )
+    lo = cfg.integer("gpuMinSize", 0, minimum=0, maximum=1000)
+    hi = cfg.integer("gpuMaxSize", 4, minimum=1, maximum=1000)
+    if lo > hi:
+        cfg.problems.append((cfg._key("gpuMinSize"), lo, f"at most gpuMaxSize ({hi})"))
+    group: dict[str, Any] = {
+        "name": cfg.string("gpuNodeGroupName", "gpu", pattern=r"[a-z0-9][a-z0-9-]{0,30}") or "gpu",
+        "instance_types": types,
+        "min_size": lo,
+        "desired_size": lo,
+        "max_size": hi,
+        "capacity_type": cfg.string("gpuCapacityType", "ON_DEMAND", choices=GPU_CAPACITY_TYPES),
+        "ami_type": cfg.string("gpuAmiType", "AL2023_x86_64_NVIDIA", choices=GPU_AMI_TYPES),
+        "disk_size_gib": cfg.integer("gpuDiskSizeGib", 200, minimum=20, maximum=16384),
+    }
+    args: dict[str, Any] = {
+        "gpu_node_groups": [group],
+        "public_access_cidrs": cfg.strings("publicAccessCidrs", []),
+        "nat_gateways": cfg.string("natGateways", "single", choices=("single", "per_zone")),
+        "jobs_namespace": cfg.string(
+            "jobsNamespace", "ml-jobs", pattern=r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+        ),
+    }
+    for c in args["public_access_cidrs"]:
+        if c in ("0.0.0.0/0", "::/0"):
+            cfg.problems.append(
+                (cfg._key("publicAccessCidrs"), c, "your office/VPN/CI CIDRs, never the whole internet")
+            )
+    zones = cfg.strings("availabilityZones", [])
+    if zones:
+        args["availability_zones"] = zones
+    version = cfg.string("kubernetesVersion", None, pattern=r"1\.\d{2}")
+    if version:
+        args["kubernetes_version"] = version
+    image = cfg.string("defaultImage", None)
+    if image:
+        args["default_image"] = image
+    return args
+
+
+def artifact_store_args(cfg: StackConfig) -> dict[str, Any]:
+    """S3ArtifactStoreArgs from the shared artifact keys."""
+    return {
+        "prefix": cfg.string("artifactsPrefix", "ml", pattern=r"[A-Za-z0-9][A-Za-z0-9._/-]{0,200}") or "ml",
+        "noncurrent_version_expiration_days": cfg.integer(
+            "artifactsNoncurrentDays", 30, minimum=1, maximum=3650
+        ),
+    }
+
+
+def argo_args(cfg: StackConfig) -> dict[str, Any]:
+    """ArgoWorkflowsArgs (without cluster / artifact_store) from the shared orchestrator keys."""
+    out: dict[str, Any] = {"auth_mode": cfg.string("argoAuthMode", "client", choices=("client",))}
+    ttl = cfg.integer("argoWorkflowTtlHours", 168, minimum=1, maximum=24 * 365)
+    out["workflow_ttl_hours"] = ttl
+    return out
