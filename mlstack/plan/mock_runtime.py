@@ -212,6 +212,15 @@ FAKERS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
         "arn": _arn("glue", i.get("name") or n, "database")
     },
     "aws:athena/workgroup:Workgroup": lambda n, i: {"arn": _arn("athena", i.get("name") or n, "workgroup")},
+    # pulumi-tls: fixed, obviously fake key material (never a usable key)
+    "tls:index/privateKey:PrivateKey": lambda n, i: {
+        "privateKeyPem": f"-----BEGIN RSA PRIVATE KEY-----\nFAKE-{n}\n-----END RSA PRIVATE KEY-----\n",
+        "privateKeyPemPkcs8": f"-----BEGIN PRIVATE KEY-----\nFAKE-{n}\n-----END PRIVATE KEY-----\n",
+        "privateKeyOpenssh": f"-----BEGIN OPENSSH PRIVATE KEY-----\nFAKE-{n}\n-----END OPENSSH PRIVATE KEY-----\n",
+        "publicKeyPem": f"-----BEGIN PUBLIC KEY-----\nMIIFAKE{hashlib.sha1(n.encode()).hexdigest()}\nIDAQAB\n-----END PUBLIC KEY-----\n",
+        "publicKeyOpenssh": f"ssh-rsa AAAAFAKE{hashlib.sha1(n.encode()).hexdigest()}\n",
+        "publicKeyFingerprintSha256": "SHA256:" + hashlib.sha256(n.encode()).hexdigest()[:43],
+    },
 }
 
 # invoke token -> function(args) -> result
