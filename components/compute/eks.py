@@ -24,10 +24,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from mlstack.components import _policy
-from mlstack.components._args import InputPropertiesError, Problems, is_known
-from mlstack.components.compute import gpu_types, versions
 from mlstack.manifest import validate_section
+
+from .. import _policy
+from .._args import InputPropertiesError, Problems, is_known
+from . import gpu_types, versions
 
 GPU_LABEL = "mlstack.dev/gpu"
 """Node label every GPU group carries (value ``"true"``); the manifest's node selector uses it."""
@@ -863,6 +864,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         self._k8s_opts = kopts
 
         ns_name = a.get("jobs_namespace", "ml-jobs")
+        self.jobs_namespace_name: str = ns_name
         namespace = k8s.core.v1.Namespace(
             f"{name}-jobs",
             metadata={

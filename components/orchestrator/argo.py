@@ -1,0 +1,428 @@
+"""ArgoWorkflows: Argo Workflows on an EksGpuCluster, wired to the artifact store and the stack manifest.
+
+- the argo-workflows Helm chart at a pinned version (a helm v3 Release), its CRDs kept on uninstall;
+- the Argo server in ``client`` or ``sso`` auth mode (never ``server``, which would let anyone reaching the
+  UI act as the server's service account), HTTPS, ClusterIP only;
+- the default artifact repository on the artifact store's bucket and prefix, through IRSA (``useSDKCreds``,
+  no static keys); the server reads artifacts for the UI with its own read-only IRSA role;
+- workflows run as the cluster's jobs service account, bound to a Role with only what Argo's executor needs;
+- every workflow defaults to tolerating the GPU taint, and every main container receives the stack manifest
+  as ``MLSTACK_MANIFEST`` from the ConfigMap ``mlstack-manifest`` that :meth:`ArgoWorkflows.publish_manifest`
+  writes into the jobs namespace.
+"""
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from mlstack.manifest import from_dict, validate_section
+
+from .._args import Problems
+from ..compute.eks import ROLE_LABEL, EksGpuCluster
+from . import versions
+
+MANIFEST_CONFIGMAP = "mlstack-manifest"
+"""Name of the ConfigMap holding the stack manifest in the jobs namespace."""
+MANIFEST_KEY = "mlstack.json"
+"""Key of the manifest JSON in that ConfigMap."""
+RELEASE_NAME = "argo-workflows"
+SERVER_SERVICE_ACCOUNT = "argo-server"
+CONTROLLER_SERVICE_ACCOUNT = "argo-workflow-controller"
+SERVER_PORT = 2746
+AUTH_MODES = ("client", "sso")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_URL = re.compile(r"^https://[^\s/]+(/[^\s]*)?$")
+
+
+class ArgoSsoArgs(TypedDict, total=False):
+    """Single sign-on for the Argo server through an OIDC provider (Okta, Google, Cognito, Dex, ...)."""
+
+    issuer: str
+    """Required. The OIDC issuer URL, e.g. "https://accounts.google.com"."""
+    redirect_url: str
+    """Required. "<argo server URL>/oauth2/callback", as registered with the identity provider."""
+    client_secret_name: str
+    """Kubernetes Secret in the Argo namespace holding the OIDC client as keys ``client-id`` and
+    ``client-secret`` (create it yourself, e.g. from AWS Secrets Manager; mlstack never handles it).
+    Default: "argo-server-sso"."""
+    scopes: list[str]
+    """Extra OIDC scopes. Default: ["groups"] (group claims drive SSO RBAC)."""
+    rbac: bool
+    """Map SSO users to service accounts through annotations (Argo SSO RBAC). Default: True; False lets every
+    signed-in user act as the server's service account."""
+
+
+class ArgoWorkflowsArgs(TypedDict, total=False):
+    """Arguments of :class:`ArgoWorkflows`."""
+
+    cluster: EksGpuCluster
+    """Required. The cluster to install into (its provider, jobs namespace and jobs service account)."""
+    artifact_store: Any
+    """The artifact store (S3ArtifactStore) holding Argo's artifacts under "<store prefix>/argo/".
+    Default: the cluster's artifact_store; without either, Argo has no default artifact repository."""
+    auth_mode: Literal["client", "sso"]
+    """How the Argo server authenticates callers. Default: "client" (bearer tokens: a Kubernetes token, e.g.
+    from `aws eks get-token`, checked by the API server). "sso" needs `sso`."""
+    sso: ArgoSsoArgs
+    """SSO settings; required with auth_mode "sso", refused otherwise. Default: none."""
+    namespace: str
+    """Namespace of the controller and server. Default: "argo"."""
+    chart_version: str
+    """argo-workflows chart version. Default: the pin in components/orchestrator/versions.py."""
+    workflow_ttl_hours: int
+    """Hours a finished workflow (and its record) is kept before deletion. Default: 168 (one week)."""
+    gpu_tolerations: bool
+    """Give every workflow the cluster's GPU tolerations by default, so GPU steps can land on GPU nodes
+    (they still need the GPU request and node selector). Default: True."""
+    archive_logs: bool
+    """Save every step's main-container log to the artifact repository. Default: True when there is one."""
+    extra_values: dict[str, Any]
+    """Extra chart values, deep-merged over mlstack's. Default: none. Refused when they switch the server
+    to auth mode "server" or back to static S3 credentials."""
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    # no deepcopy: values hold pulumi Outputs, which must be passed through as they are
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _validate(name: str, a: Mapping[str, Any]) -> None:
+    p = Problems(f"ArgoWorkflows {name!r}")
+    p.unknown_keys(a, ArgoWorkflowsArgs)
+    cluster = a.get("cluster")
+    if not isinstance(cluster, EksGpuCluster):
+        p.add(
+            "cluster", type(cluster).__name__ if cluster is not None else None, "required; an EksGpuCluster"
+        )
+    store = a.get("artifact_store")
+    if store is not None and not all(hasattr(store, x) for x in ("grant_read", "bucket_name", "prefix")):
+        p.add("artifact_store", type(store).__name__, "an artifact store such as S3ArtifactStore")
+    mode = a.get("auth_mode", "client")
+    if mode not in AUTH_MODES:
+        why = "one of: client, sso"
+        if mode == "server":
+            why += " ('server' mode lets anyone who reaches the UI act as the server's service account)"
+        p.add("auth_mode", mode, why)
+    sso = a.get("sso")
+    if mode == "sso":
+        if not isinstance(sso, Mapping):
+            p.add("sso", sso, "required with auth_mode 'sso' (issuer, redirect_url)")
+        else:
+            p.unknown_keys(sso, ArgoSsoArgs, prefix="sso.")
+            for key in ("issuer", "redirect_url"):
+                if not isinstance(sso.get(key), str) or not _URL.match(sso[key]):
+                    p.add(f"sso.{key}", sso.get(key), "required; an https:// URL")
+            if isinstance(sso.get("redirect_url"), str) and not sso["redirect_url"].endswith(
+                "/oauth2/callback"
+            ):
+                p.add("sso.redirect_url", sso["redirect_url"], "must end with /oauth2/callback")
+            secret = sso.get("client_secret_name", "argo-server-sso")
+            if not isinstance(secret, str) or not _DNS_LABEL.match(secret):
+                p.add("sso.client_secret_name", secret, "a Secret name (DNS label)")
+    elif sso is not None:
+        p.add("sso", "...", "only used with auth_mode 'sso'; set auth_mode='sso' or drop sso")
+    ns = a.get("namespace", "argo")
+    if not isinstance(ns, str) or not _DNS_LABEL.match(ns):
+        p.add("namespace", ns, "a DNS label: lowercase letters, digits and '-'")
+    elif isinstance(cluster, EksGpuCluster) and ns == cluster.jobs_namespace_name:
+        p.add("namespace", ns, "keep Argo's controller apart from the jobs namespace")
+    ver = a.get("chart_version", versions.ARGO_CHART_VERSION)
+    if not isinstance(ver, str) or not re.match(r"^\d+\.\d+\.\d+$", ver):
+        p.add("chart_version", ver, "an exact chart version such as 1.0.18 (ranges are not pinned)")
+    ttl = a.get("workflow_ttl_hours", 168)
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 1:
+        p.add("workflow_ttl_hours", ttl, "a whole number of hours >= 1")
+    for key in ("gpu_tolerations", "archive_logs"):
+        if key in a and not isinstance(a[key], bool):
+            p.add(key, a[key], "True or False")
+    extra = a.get("extra_values", {})
+    if not isinstance(extra, Mapping):
+        p.add("extra_values", extra, "a dict of chart values")
+    else:
+        server = extra.get("server", {}) if isinstance(extra.get("server"), Mapping) else {}
+        modes = server.get("authModes", []) or []
+        if (
+            "server" in modes
+            or server.get("authMode") == "server"
+            or any("auth-mode=server" in str(x) for x in server.get("extraArgs", []) or [])
+        ):
+            p.add("extra_values.server", "authModes: server", "auth mode 'server' is never allowed")
+        if extra.get("useStaticCredentials"):
+            p.add("extra_values.useStaticCredentials", True, "artifacts go through IRSA; no static keys")
+    p.raise_if_any()
+
+
+class ArgoWorkflows(pulumi.ComponentResource):
+    """Argo Workflows for the stack's jobs; exports the manifest ``orchestrator`` section.
+
+    Outputs: ``namespace`` (where Argo runs), ``workflow_namespace`` (where workflows run: the jobs
+    namespace), ``workflow_service_account_name``, ``server_url`` (in-cluster), ``release`` (the Helm Release),
+    ``chart_version``, ``manifest_section``. Call :meth:`publish_manifest` with the whole stack manifest.
+    """
+
+    manifest_section: pulumi.Output[dict]
+
+    def __init__(
+        self,
+        name: str,
+        args: ArgoWorkflowsArgs | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("mlstack:orchestrator:ArgoWorkflows", name, None, opts)
+        a: dict[str, Any] = dict(args or {})
+        _validate(name, a)
+        cluster: EksGpuCluster = a["cluster"]
+        self._name_prefix = name
+        self.cluster = cluster
+        store = a.get("artifact_store") or getattr(cluster, "artifact_store", None)
+        self.artifact_store = store
+        self.chart_version: str = a.get("chart_version", versions.ARGO_CHART_VERSION)
+        self.auth_mode: str = a.get("auth_mode", "client")
+        kopts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
+        labels = {"app.kubernetes.io/managed-by": "mlstack", "app.kubernetes.io/part-of": "argo-workflows"}
+
+        ns_name = a.get("namespace", "argo")
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": ns_name,
+                "labels": {
+                    **labels,
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            },
+            opts=kopts,
+        )
+        self.namespace: pulumi.Output[str] = namespace.metadata.apply(lambda m: m["name"])
+        self.workflow_namespace: pulumi.Output[str] = cluster.jobs_namespace
+        self.workflow_service_account_name: str = cluster.jobs_service_account_name
+        self.server_url: str = f"https://{RELEASE_NAME}-server.{ns_name}.svc:{SERVER_PORT}"
+
+        # ------------------------------------------------------------ workflow RBAC (jobs namespace)
+        # What Argo's emissary executor needs from the API (v3.4+): report step results; plus artifact GC.
+        executor_role = k8s.rbac.v1.Role(
+            f"{name}-executor",
+            metadata={
+                "name": "argo-workflow-executor",
+                "namespace": self.workflow_namespace,
+                "labels": labels,
+            },
+            rules=[
+                {
+                    "apiGroups": ["argoproj.io"],
+                    "resources": ["workflowtaskresults"],
+                    "verbs": ["create", "patch"],
+                },
+                {
+                    "apiGroups": ["argoproj.io"],
+                    "resources": ["workflowartifactgctasks"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["argoproj.io"],
+                    "resources": ["workflowartifactgctasks/status"],
+                    "verbs": ["patch"],
+                },
+            ],
+            opts=kopts,
+        )
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-executor",
+            metadata={
+                "name": "argo-workflow-executor",
+                "namespace": self.workflow_namespace,
+                "labels": labels,
+            },
+            role_ref={
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "argo-workflow-executor",
+            },
+            subjects=[
+                {
+                    "kind": "ServiceAccount",
+                    "name": self.workflow_service_account_name,
+                    "namespace": self.workflow_namespace,
+                }
+            ],
+            opts=pulumi.ResourceOptions.merge(kopts, pulumi.ResourceOptions(depends_on=[executor_role])),
+        )
+
+        # ------------------------------------------------------------ artifacts through IRSA
+        server_sa_annotations: dict[str, Any] = {}
+        artifact_repo: Any = {}
+        if store is not None:
+            if store is not getattr(cluster, "artifact_store", None):
+                # the cluster did not grant this store to the jobs role: do it here
+                store.grant_read(cluster.jobs_role)
+                store.grant_write(cluster.jobs_role)
+            server_role = cluster.irsa_role(f"{name}-server", ns_name, SERVER_SERVICE_ACCOUNT)
+            store.grant_read(server_role)  # the UI shows artifacts and logs; it never writes
+            self.server_role = server_role
+            server_sa_annotations = {"eks.amazonaws.com/role-arn": server_role.arn}
+            artifact_repo = pulumi.Output.all(
+                store.bucket_name,
+                pulumi.Output.from_input(store.prefix),
+                pulumi.Output.from_input(getattr(store, "region", None) or cluster.region),
+                pulumi.Output.from_input(getattr(store, "kms_key_arn", None)),
+            ).apply(lambda v: _s3_repository(*v, archive_logs=a.get("archive_logs", True)))
+
+        # ------------------------------------------------------------ the chart
+        tolerations = [dict(t) for t in cluster.gpu_tolerations] if a.get("gpu_tolerations", True) else []
+        system_nodes = {ROLE_LABEL: "system"}
+        server: dict[str, Any] = {
+            "authModes": [self.auth_mode],
+            "secure": True,
+            "serviceType": "ClusterIP",
+            "nodeSelector": system_nodes,
+            "serviceAccount": {
+                "create": True,
+                "name": SERVER_SERVICE_ACCOUNT,
+                "annotations": server_sa_annotations,
+            },
+        }
+        if self.auth_mode == "sso":
+            sso = a["sso"]
+            secret = sso.get("client_secret_name", "argo-server-sso")
+            server["sso"] = {
+                "enabled": True,
+                "issuer": sso["issuer"],
+                "clientId": {"name": secret, "key": "client-id"},
+                "clientSecret": {"name": secret, "key": "client-secret"},
+                "redirectUrl": sso["redirect_url"],
+                "scopes": list(sso.get("scopes", ["groups"])),
+                "rbac": {"enabled": bool(sso.get("rbac", True))},
+            }
+        values: dict[str, Any] = {
+            "fullnameOverride": RELEASE_NAME,
+            "crds": {"install": True, "keep": True},
+            "singleNamespace": False,
+            "images": {"pullPolicy": "IfNotPresent"},
+            "workflow": {"serviceAccount": {"create": False}, "rbac": {"create": False}},
+            "controller": {
+                "workflowNamespaces": [self.workflow_namespace],
+                "serviceAccount": {"create": True, "name": CONTROLLER_SERVICE_ACCOUNT},
+                "nodeSelector": system_nodes,
+                "workflowDefaults": {
+                    "spec": {
+                        "serviceAccountName": self.workflow_service_account_name,
+                        "ttlStrategy": {"secondsAfterCompletion": a.get("workflow_ttl_hours", 168) * 3600},
+                        # keep failed pods for `mlstack doctor` and kubectl logs; successful ones go
+                        "podGC": {"strategy": "OnPodSuccess"},
+                        **({"tolerations": tolerations} if tolerations else {}),
+                    }
+                },
+            },
+            "mainContainer": {
+                "env": [
+                    {
+                        "name": "MLSTACK_MANIFEST",
+                        "valueFrom": {"configMapKeyRef": {"name": MANIFEST_CONFIGMAP, "key": MANIFEST_KEY}},
+                    }
+                ]
+            },
+            "server": server,
+            "useStaticCredentials": False,
+        }
+        if store is not None:
+            values["artifactRepository"] = artifact_repo
+        values = _deep_merge(values, a.get("extra_values", {}) or {})
+        self.values = values
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=RELEASE_NAME,
+            chart=versions.ARGO_CHART,
+            version=self.chart_version,
+            repository_opts={"repo": versions.ARGO_CHART_REPO},
+            namespace=self.namespace,
+            values=values,
+            create_namespace=False,
+            atomic=True,
+            cleanup_on_fail=True,
+            max_history=10,
+            timeout=900,
+            opts=pulumi.ResourceOptions.merge(
+                kopts, pulumi.ResourceOptions(depends_on=[namespace, binding, cluster.jobs_service_account])
+            ),
+        )
+
+        self.manifest_section = pulumi.Output.all(self.workflow_namespace).apply(
+            lambda v: _section(v[0], self.workflow_service_account_name, self.server_url)
+        )
+        self._published: k8s.core.v1.ConfigMap | None = None
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "workflow_namespace": self.workflow_namespace,
+                "workflow_service_account_name": self.workflow_service_account_name,
+                "server_url": self.server_url,
+                "chart_version": self.chart_version,
+                "manifest_section": self.manifest_section,
+            }
+        )
+
+    def publish_manifest(self, manifest: pulumi.Input[Mapping[str, Any]]) -> k8s.core.v1.ConfigMap:
+        """Write the whole stack manifest into the jobs namespace (ConfigMap ``mlstack-manifest``, key
+        ``mlstack.json``); every workflow's main container receives it as ``MLSTACK_MANIFEST``.
+
+        The manifest is validated first (a manifest holding a secret or a bad section is refused).
+        """
+        if self._published is not None:
+            raise ValueError(f"ArgoWorkflows {self._name_prefix!r}: publish_manifest was already called")
+        text = pulumi.Output.from_input(manifest).apply(
+            lambda m: json.dumps(from_dict(m, source="ArgoWorkflows.publish_manifest").to_dict(), indent=2)
+        )
+        self._published = k8s.core.v1.ConfigMap(
+            f"{self._name_prefix}-manifest",
+            metadata={
+                "name": MANIFEST_CONFIGMAP,
+                "namespace": self.workflow_namespace,
+                "labels": {"app.kubernetes.io/managed-by": "mlstack"},
+            },
+            data={MANIFEST_KEY: text},
+            opts=pulumi.ResourceOptions(parent=self, provider=self.cluster.provider),
+        )
+        return self._published
+
+
+def _s3_repository(
+    bucket: str, prefix: str, region: str, kms_key_arn: str | None, *, archive_logs: bool
+) -> dict[str, Any]:
+    """The chart's ``artifactRepository`` value: S3 through the pod's IRSA role, under ``<prefix>/argo/``."""
+    base = f"{prefix.strip('/')}/argo" if prefix and prefix.strip("/") else "argo"
+    s3: dict[str, Any] = {
+        "bucket": bucket,
+        "endpoint": f"s3.{region}.amazonaws.com",
+        "region": region,
+        "insecure": False,
+        "useSDKCreds": True,
+        "keyFormat": base + "/{{workflow.namespace}}/{{workflow.name}}/{{pod.name}}",
+    }
+    if kms_key_arn:
+        # SSE-KMS with the store's key (a bucket policy may refuse any other encryption)
+        s3["encryptionOptions"] = {"enableEncryption": True, "kmsKeyId": kms_key_arn}
+    return {"archiveLogs": archive_logs, "s3": s3}
+
+
+def _section(namespace: str, service_account: str, server_url: str) -> dict[str, Any]:
+    return validate_section(
+        "orchestrator",
+        {
+            "kind": "argo",
+            "namespace": namespace,
+            "service_account": service_account,
+            "server_url": server_url,
+            "configmap": MANIFEST_CONFIGMAP,
+        },
+    )
