@@ -140,7 +140,7 @@ class SeaweedFS:
             except ProcessLookupError:
                 pass
             try:
-                p.wait(timeout=8)
+                p.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 try:
                     os.killpg(p.pid, signal.SIGKILL)

@@ -1,0 +1,134 @@
+"""A small HTTP fault-injecting proxy on loopback, in front of an S3 server (moto or SeaweedFS).
+
+``plan(n, method, path)`` decides, for the n-th request, one of:
+- ``None``: forward it and relay the answer;
+- ``"503"``: answer 503 SlowDown without forwarding (S3 throttling);
+- ``"reset-before"``: reset the connection without forwarding (the request never happened);
+- ``"reset-after"``: forward it, then reset instead of answering (the request happened; its answer is lost).
+The Host header is passed through unchanged, so SigV4 signatures stay valid upstream.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import struct
+import threading
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+Plan = Callable[[int, str, str], str | None]
+_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "te", "upgrade"}
+SLOWDOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+
+
+def every(k: int, kinds: tuple[str, ...] = ("503", "reset-before", "reset-after")) -> Plan:
+    """Fault every k-th request, cycling through ``kinds``."""
+    state = {"i": 0}
+    lock = threading.Lock()
+
+    def plan(n: int, method: str, path: str) -> str | None:
+        if n % k != 0:
+            return None
+        with lock:
+            kind = kinds[state["i"] % len(kinds)]
+            state["i"] += 1
+        return kind
+
+    return plan
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, plan: Plan) -> None:
+        u = urlsplit(upstream)
+        self.upstream_host = u.hostname or "127.0.0.1"
+        self.upstream_port = u.port or 80
+        self.plan = plan
+        self.counts: Counter[str] = Counter()
+        self.requests = 0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+                pass
+
+            def _reset(self) -> None:
+                # SO_LINGER 0 makes close() send RST: the client sees "connection reset by peer"
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with proxy._lock:
+                    proxy.requests += 1
+                    n = proxy.requests
+                fault = proxy.plan(n, self.command, self.path)
+                if fault:
+                    with proxy._lock:
+                        proxy.counts[fault] += 1
+                if fault == "503":
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(SLOWDOWN)))
+                    self.end_headers()
+                    self.wfile.write(SLOWDOWN)
+                    return
+                if fault == "reset-before":
+                    self._reset()
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=120)
+                try:
+                    conn.request(self.command, self.path, body=body or None, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    status, reason, resp_headers = resp.status, resp.reason, resp.getheaders()
+                finally:
+                    conn.close()
+                if fault == "reset-after":
+                    self._reset()
+                    return
+                self.send_response(status, reason)
+                for k, v in resp_headers:
+                    if k.lower() not in _HOP and k.lower() != "content-length":
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle  # noqa: N815
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="faultproxy", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
