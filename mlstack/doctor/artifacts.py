@@ -19,7 +19,7 @@ def local_findings(section: LocalArtifacts) -> list[Finding]:
     root = Path(section.root).expanduser()
     if not root.exists():
         parent = next((p for p in root.parents if p.exists()), None)
-        if parent is not None and os.access(parent, os.W_OK):
+        if parent is not None and parent.is_dir() and os.access(parent, os.W_OK):
             return [
                 warn(
                     "artifacts.folder",
@@ -30,7 +30,7 @@ def local_findings(section: LocalArtifacts) -> list[Finding]:
         return [
             fail(
                 "artifacts.folder",
-                f"{root} does not exist and {parent} is not writable",
+                f"{root} does not exist and {parent} is not a writable folder",
                 f"create it with write access for this user: mkdir -p {root}",
             )
         ]
@@ -175,6 +175,12 @@ def s3_findings(section: S3Artifacts, timeout: float, sink: Sink, client: Any = 
     try:
         client.head_bucket(Bucket=bucket)
     except Exception as exc:
+        if _error_code(exc) == "403":
+            # HEAD answers carry no body: ask again with a GET to learn whether the key or the policy is wrong
+            try:
+                client.list_objects_v2(Bucket=bucket, MaxKeys=1)
+            except Exception as again:
+                exc = again
         sink.add(_classify(exc, section, f"HeadBucket {bucket}"))
         return
     sink.add(ok("artifacts.bucket", f"bucket {bucket} reachable at {section.endpoint_url or section.region}"))

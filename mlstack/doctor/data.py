@@ -54,7 +54,7 @@ def local_findings(section: LocalData) -> list[Finding]:
             out.append(
                 ok("data.connection", f"{db.parent} is writable; the database is created on the first write")
             )
-        elif parent is not None and os.access(parent, os.W_OK):
+        elif parent is not None and parent.is_dir() and os.access(parent, os.W_OK):
             out.append(
                 warn(
                     "data.connection", f"{db} does not exist yet (created on the first write)", "mlstack init"
