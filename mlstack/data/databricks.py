@@ -1,0 +1,532 @@
+"""The Databricks data source: a SQL warehouse through the Statement Execution API (databricks-sdk).
+
+Reads use ``EXTERNAL_LINKS`` + ``ARROW_STREAM``: the warehouse writes the result as Arrow chunks to cloud
+storage and returns presigned links, which are downloaded in parallel (without the workspace token, with
+the headers each link lists) and streamed in order. Small results (metadata, ``LIMIT n`` with n <= 10,000,
+writes) use ``INLINE`` + ``JSON_ARRAY`` and skip the storage round trip. ``shards()`` returns one picklable
+shard per chunk link (links expire after about 15 minutes: read shards soon after making them).
+
+Credentials never come from the manifest: the manifest's ``profile`` names a ``~/.databrickscfg`` section
+(or ``$DATABRICKS_CONFIG_FILE``); without one the SDK's default chain applies (``DATABRICKS_TOKEN``,
+OAuth M2M ``DATABRICKS_CLIENT_ID``/``DATABRICKS_CLIENT_SECRET``, Azure/GCP identities).
+Time travel: ``version=3`` reads ``VERSION AS OF 3``, a string reads ``TIMESTAMP AS OF '...'``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import requests
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import DatabricksError, NotFound, PermissionDenied, Unauthenticated
+from databricks.sdk.service.sql import (
+    Disposition,
+    ExecuteStatementRequestOnWaitTimeout,
+    Format,
+    StatementParameterListItem,
+    StatementResponse,
+    StatementState,
+)
+
+from mlstack.data.base import (
+    DataSource,
+    Shard,
+    TableInfo,
+    Version,
+    WriteResult,
+    check_mode,
+    is_table_name,
+    referenced_tables,
+    split_name,
+    to_arrow,
+)
+from mlstack.errors import BackendError, CredentialsError, DataError, NotFoundError, UsageError
+from mlstack.manifest import DatabricksData
+
+INLINE_MAX_ROWS = 10_000
+#: chunk downloads in flight at once (also bounds the memory a stream holds ahead of the reader)
+PARALLEL_DOWNLOADS = 8
+INSERT_BATCH = 1_000
+POLL_TIMEOUT_S = 3600.0
+_DOWNLOAD_TIMEOUT_S = 120
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "BOOLEAN": pa.bool_(),
+    "BYTE": pa.int8(),
+    "TINYINT": pa.int8(),
+    "SHORT": pa.int16(),
+    "SMALLINT": pa.int16(),
+    "INT": pa.int32(),
+    "INTEGER": pa.int32(),
+    "LONG": pa.int64(),
+    "BIGINT": pa.int64(),
+    "FLOAT": pa.float32(),
+    "DOUBLE": pa.float64(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+    "TIMESTAMP_NTZ": pa.timestamp("us"),
+    "BINARY": pa.binary(),
+    "STRING": pa.string(),
+}
+
+
+def ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def version_clause(version: Version) -> str:
+    if version is None:
+        return ""
+    if isinstance(version, int) or (isinstance(version, str) and version.isdigit()):
+        return f" VERSION AS OF {int(version)}"
+    return " TIMESTAMP AS OF '" + str(version).replace("'", "''") + "'"
+
+
+def arrow_to_databricks_type(t: pa.DataType) -> str:
+    checks = [
+        (pa.types.is_boolean, "BOOLEAN"),
+        (pa.types.is_int8, "TINYINT"),
+        (pa.types.is_int16, "SMALLINT"),
+        (pa.types.is_int32, "INT"),
+        (pa.types.is_integer, "BIGINT"),
+        (pa.types.is_float32, "FLOAT"),
+        (pa.types.is_floating, "DOUBLE"),
+        (pa.types.is_date, "DATE"),
+        (pa.types.is_binary, "BINARY"),
+        (pa.types.is_large_binary, "BINARY"),
+        (pa.types.is_string, "STRING"),
+        (pa.types.is_large_string, "STRING"),
+        (pa.types.is_string_view, "STRING"),
+    ]
+    for pred, name in checks:
+        if pred(t):
+            return name
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision},{t.scale})"  # type: ignore[attr-defined]
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP" if t.tz else "TIMESTAMP_NTZ"  # type: ignore[attr-defined]
+    if pa.types.is_dictionary(t):
+        return arrow_to_databricks_type(t.value_type)  # type: ignore[attr-defined]
+    raise UsageError(
+        f"cannot map Arrow type {t} to a Databricks column type",
+        fix="cast the column to a number, string, boolean, date or timestamp before writing",
+    )
+
+
+def _literal(v: Any) -> str:
+    """A SQL literal for a Python value (used for batched INSERT ... VALUES)."""
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int | decimal.Decimal):
+        return str(v)
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            return f"CAST('{'NaN' if v != v else ('Infinity' if v > 0 else '-Infinity')}' AS DOUBLE)"
+        return repr(v)
+    if isinstance(v, dt.datetime):
+        return f"TIMESTAMP '{v.isoformat(sep=' ')}'"
+    if isinstance(v, dt.date):
+        return f"DATE '{v.isoformat()}'"
+    if isinstance(v, bytes):
+        return f"unbase64('{base64.b64encode(v).decode()}')"
+    s = str(v).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{s}'"
+
+
+def _schema_of(resp: StatementResponse) -> pa.Schema:
+    cols = resp.manifest.schema.columns if resp.manifest and resp.manifest.schema else None
+    fields = []
+    for c in cols or []:
+        tname = str(c.type_name.value if hasattr(c.type_name, "value") else c.type_name or "STRING").upper()
+        t = _ARROW_TYPES.get(tname)
+        if t is None and tname == "DECIMAL":
+            t = pa.decimal128(c.type_precision or 38, c.type_scale or 0)
+        fields.append(pa.field(c.name or f"col{len(fields)}", t or pa.string()))
+    return pa.schema(fields)
+
+
+def _from_json_rows(rows: list[list[Any]], schema: pa.Schema) -> pa.Table:
+    """JSON_ARRAY data (every value a string or null) typed by the result manifest."""
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    arrays = []
+    for values, f in zip(cols, schema, strict=True):
+        arr = pa.array(list(values), pa.string())
+        if pa.types.is_string(f.type):
+            arrays.append(arr)
+        elif pa.types.is_boolean(f.type):
+            arrays.append(pa.array([None if v is None else v.lower() == "true" for v in values], pa.bool_()))
+        elif pa.types.is_binary(f.type):
+            arrays.append(pa.array([None if v is None else base64.b64decode(v) for v in values], pa.binary()))
+        else:
+            arrays.append(arr.cast(f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _download(url: str, headers: Mapping[str, str] | None) -> pa.Table:
+    """Fetch one presigned Arrow chunk. No workspace token: presigned storage rejects a second auth."""
+    try:
+        r = requests.get(url, headers=dict(headers or {}), timeout=_DOWNLOAD_TIMEOUT_S)
+    except requests.RequestException as exc:
+        raise BackendError(
+            f"downloading a result chunk failed: {exc}", fix="check access to cloud storage"
+        ) from None
+    if r.status_code != 200:
+        hint = "the link may have expired (about 15 minutes); read again" if r.status_code == 403 else None
+        raise BackendError(
+            f"downloading a result chunk failed: HTTP {r.status_code}: {r.text[:200]}",
+            fix=hint or "check network access from this machine to the workspace's storage",
+        )
+    with pa.ipc.open_stream(r.content) as reader:
+        return reader.read_all()
+
+
+@dataclass
+class DatabricksChunkShard(Shard):
+    """One chunk of a result: a presigned link (and the headers it needs); no credentials inside."""
+
+    url: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    expiration: str | None = None
+
+    def read(self) -> pa.Table:
+        return _download(self.url, self.headers)
+
+
+class DatabricksSource(DataSource):
+    """A Unity Catalog catalog/schema queried through one SQL warehouse."""
+
+    kind = "databricks"
+    dialect = "databricks"
+
+    def __init__(self, section: DatabricksData, client: WorkspaceClient | None = None) -> None:
+        super().__init__(section)
+        self._client = client
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- client and statements
+    @property
+    def client(self) -> WorkspaceClient:
+        with self._lock:
+            if self._client is None:
+                s = self.section
+                try:
+                    self._client = (
+                        WorkspaceClient(host=s.host, profile=s.profile)
+                        if s.profile
+                        else WorkspaceClient(host=s.host)
+                    )
+                except ValueError as exc:  # the SDK's config errors (missing profile, no auth method)
+                    raise CredentialsError(
+                        f"no usable Databricks credentials for {s.host}: {exc}",
+                        fix=f"add a [{s.profile or 'DEFAULT'}] section with host and token to ~/.databrickscfg "
+                        "(or set DATABRICKS_TOKEN / DATABRICKS_CLIENT_ID+DATABRICKS_CLIENT_SECRET)",
+                    ) from None
+            return self._client
+
+    def _translate(self, exc: Exception, what: str) -> Exception:
+        msg = str(exc).strip()
+        if isinstance(exc, Unauthenticated | PermissionDenied) or "Invalid access token" in msg:
+            return CredentialsError(
+                f"Databricks refused the credentials ({what}): {msg}",
+                fix=f"renew the token of profile {self.section.profile or 'DEFAULT'} in ~/.databrickscfg",
+            )
+        if isinstance(exc, NotFound):
+            return NotFoundError(
+                f"Databricks {what}: {msg}",
+                fix=f"check warehouse_id {self.section.warehouse_id!r} and the host",
+            )
+        if isinstance(exc, DatabricksError):
+            return BackendError(f"Databricks {what} failed: {msg}")
+        if isinstance(exc, requests.RequestException | OSError):
+            return BackendError(
+                f"cannot reach Databricks at {self.section.host}: {msg}", fix="check the host URL"
+            )
+        return BackendError(f"Databricks {what} failed: {type(exc).__name__}: {msg}")
+
+    def execute(
+        self,
+        sql: str,
+        *,
+        inline: bool,
+        parameters: Mapping[str, Any] | None = None,
+        what: str = "query",
+    ) -> StatementResponse:
+        """Run one statement on the warehouse and wait for it; raise a mapped error when it fails."""
+        s = self.section
+        params = (
+            [
+                StatementParameterListItem(name=k, value=None if v is None else str(v))
+                for k, v in parameters.items()
+            ]
+            if parameters
+            else None
+        )
+        try:
+            resp = self.client.statement_execution.execute_statement(
+                statement=sql,
+                warehouse_id=s.warehouse_id,
+                catalog=s.catalog,
+                schema=s.schema_,
+                disposition=Disposition.INLINE if inline else Disposition.EXTERNAL_LINKS,
+                format=Format.JSON_ARRAY if inline else Format.ARROW_STREAM,
+                wait_timeout="30s",
+                on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CONTINUE,
+                parameters=params,
+            )
+            deadline = time.monotonic() + POLL_TIMEOUT_S
+            delay = 0.05
+            while resp.status and resp.status.state in (StatementState.PENDING, StatementState.RUNNING):
+                if time.monotonic() > deadline:
+                    self.client.statement_execution.cancel_execution(resp.statement_id or "")
+                    raise BackendError(f"{what} still running after {POLL_TIMEOUT_S:.0f}s; cancelled")
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                resp = self.client.statement_execution.get_statement(resp.statement_id or "")
+        except (DatabricksError, requests.RequestException, OSError, ValueError) as exc:
+            raise self._translate(exc, what) from None
+        state = resp.status.state if resp.status else None
+        if state != StatementState.SUCCEEDED:
+            err = resp.status.error if resp.status else None
+            message = (err.message if err else None) or f"statement ended {state}"
+            if "TABLE_OR_VIEW_NOT_FOUND" in message:
+                raise NotFoundError(
+                    f"{what} failed: {message}", fix="check the table name (`mlstack data tables` lists them)"
+                )
+            raise DataError(f"{what} failed: {message}", fix="check the SQL")
+        return resp
+
+    def _chunk_links(self, resp: StatementResponse) -> Iterator[tuple[int, Any]]:
+        """(chunk index, ExternalLink) for every chunk: chunk 0's links come with the response."""
+        total = (resp.manifest.total_chunk_count if resp.manifest else 0) or 0
+        first = resp.result.external_links if resp.result and resp.result.external_links else []
+        got = {link.chunk_index or 0: link for link in first}
+        for i in range(total):
+            link = got.get(i)
+            if link is None:
+                try:
+                    data = self.client.statement_execution.get_statement_result_chunk_n(
+                        resp.statement_id or "", i
+                    )
+                except DatabricksError as exc:
+                    raise self._translate(exc, f"fetching chunk {i}") from None
+                for ln in data.external_links or []:
+                    got[ln.chunk_index or 0] = ln
+                link = got.get(i)
+                if link is None:
+                    raise BackendError(f"Databricks returned no link for result chunk {i}")
+            yield i, link
+
+    def _stream_links(self, resp: StatementResponse) -> pa.RecordBatchReader:
+        """Download chunks in parallel (a sliding window: in order, bounded memory) and stream them.
+
+        The first chunk is awaited here, so errors surface from ``read()`` and the stream's schema is the
+        Arrow schema the warehouse wrote (the JSON manifest's types only describe an empty result).
+        """
+        links = self._chunk_links(resp)
+        pool = ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="dbx-chunk")
+        window: list[Future[pa.Table]] = []
+        try:
+            for _, link in links:
+                window.append(pool.submit(_download, link.external_link or "", link.http_headers))
+                if len(window) >= PARALLEL_DOWNLOADS:
+                    break
+            if not window:
+                pool.shutdown()
+                schema = _schema_of(resp)
+                return pa.RecordBatchReader.from_batches(schema, iter(()))
+            first = window[0].result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        schema = first.schema
+
+        def gen() -> Iterator[pa.RecordBatch]:
+            try:
+                window.pop(0)
+                yield from first.to_batches()
+                for _, link in links:
+                    window.append(pool.submit(_download, link.external_link or "", link.http_headers))
+                    yield from _conform(window.pop(0).result(), schema).to_batches()
+                while window:
+                    yield from _conform(window.pop(0).result(), schema).to_batches()
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+        return pa.RecordBatchReader.from_batches(schema, gen())
+
+    def _inline_table(self, resp: StatementResponse) -> pa.Table:
+        schema = _schema_of(resp)
+        rows: list[list[Any]] = list(resp.result.data_array or []) if resp.result else []
+        nxt = resp.result.next_chunk_index if resp.result else None
+        while nxt is not None:
+            data = self.client.statement_execution.get_statement_result_chunk_n(resp.statement_id or "", nxt)
+            rows.extend(data.data_array or [])
+            nxt = data.next_chunk_index
+        return _from_json_rows(rows, schema)
+
+    # ---------------------------------------------------------------- reads
+    def _qualified(self, name: str) -> str:
+        parts = split_name(name)
+        s = self.section
+        full = [s.catalog, s.schema_][: max(0, 3 - len(parts))] + parts
+        return ".".join(full)
+
+    def select_sql(self, table: str, columns: Sequence[str] | None, version: Version) -> str:
+        cols = ", ".join(ident(c) for c in columns) if columns else "*"
+        target = ".".join(ident(p) for p in split_name(self._qualified(table)))
+        return f"SELECT {cols} FROM {target}{version_clause(version)}"
+
+    def version_clause(self, version: Version) -> str:
+        return version_clause(version)
+
+    def _query(self, sql: str, what: str) -> pa.RecordBatchReader:
+        if _small(sql):
+            table = self._inline_table(self.execute(sql, inline=True, what=what))
+            return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+        return self._stream_links(self.execute(sql, inline=False, what=what))
+
+    def _read_table(
+        self, name: str, columns: Sequence[str] | None, version: Version
+    ) -> tuple[pa.RecordBatchReader, list[tuple[str, Version]]]:
+        reader = self._query(self.select_sql(name, columns, version), f"reading {name}")
+        return reader, [(self._qualified(name), version)]
+
+    def _read_sql(
+        self, sql: str, version: Version | Mapping[str, Version]
+    ) -> tuple[pa.RecordBatchReader, list[tuple[str, Version]] | None]:
+        if version is not None:
+            raise UsageError(
+                "version= applies to table reads on Databricks; in SQL write the time travel clause yourself",
+                fix="SELECT ... FROM sales VERSION AS OF 3",
+            )
+        return self._query(sql, "query"), None
+
+    def shards(
+        self,
+        sql_or_table: str,
+        *,
+        columns: Sequence[str] | None = None,
+        version: Version | Mapping[str, Version] = None,
+    ) -> list[Shard]:
+        """One shard per result chunk link (presigned; expires in about 15 minutes)."""
+        text = self._check_query(sql_or_table)
+        if is_table_name(text):
+            if isinstance(version, Mapping):
+                raise UsageError("version= for a table read is one version", fix="version=3")
+            sql = self.select_sql(text, columns, version)
+            lineage: list[tuple[str, Version]] = [(self._qualified(text), version)]
+        else:
+            if columns or version is not None:
+                raise UsageError("columns= and version= apply to table reads", fix="put them in the SQL")
+            sql = text
+            lineage = [(n, None) for n in (referenced_tables(text, self.dialect) or [])]
+        resp = self.execute(sql, inline=False, what="query")
+        out: list[Shard] = [
+            DatabricksChunkShard(
+                index=i,
+                rows=link.row_count,
+                label=text,
+                url=link.external_link or "",
+                headers=dict(link.http_headers or {}),
+                expiration=link.expiration,
+            )
+            for i, link in self._chunk_links(resp)
+        ]
+        self._record(lineage)
+        return out
+
+    def tables(self) -> list[TableInfo]:
+        s = self.section
+        resp = self.execute(
+            "SELECT table_name, table_type FROM system.information_schema.tables "
+            "WHERE table_catalog = :catalog AND table_schema = :schema ORDER BY table_name",
+            inline=True,
+            parameters={"catalog": s.catalog, "schema": s.schema_},
+            what="listing tables",
+        )
+        t = self._inline_table(resp)
+        return [
+            TableInfo(
+                str(name),
+                "view" if "VIEW" in str(ttype).upper() else "table",
+                None,
+                None,
+                f"{s.catalog}.{s.schema_}",
+            )
+            for name, ttype in zip(t.column(0).to_pylist(), t.column(1).to_pylist(), strict=True)
+        ]
+
+    # ---------------------------------------------------------------- writes
+    def write(self, table: str, data: Any, mode: str = "append") -> WriteResult:
+        """CREATE (OR REPLACE) the Delta table from the Arrow schema, then batched INSERT ... VALUES.
+
+        Suited to modest sizes (predictions, samples). For bulk loads, upload Parquet to a Unity Catalog
+        volume and ``COPY INTO``, which the warehouse parallelises.
+        """
+        m = check_mode(mode)
+        arrow = to_arrow(data)
+        schema = arrow.schema
+        target = ".".join(ident(p) for p in split_name(self._qualified(table)))
+        cols = ", ".join(f"{ident(f.name)} {arrow_to_databricks_type(f.type)}" for f in schema)
+        create = "CREATE OR REPLACE TABLE" if m == "overwrite" else "CREATE TABLE IF NOT EXISTS"
+        self.execute(f"{create} {target} ({cols})", inline=True, what=f"creating {table}")
+        names = ", ".join(ident(f.name) for f in schema)
+        rows = 0
+        batches = arrow.to_batches(max_chunksize=INSERT_BATCH) if isinstance(arrow, pa.Table) else arrow
+        for batch in batches:
+            for start in range(0, batch.num_rows, INSERT_BATCH):
+                part = batch.slice(start, INSERT_BATCH)
+                if part.num_rows == 0:
+                    continue
+                values = ",\n".join(
+                    "(" + ", ".join(_literal(v) for v in row) + ")"
+                    for row in zip(*(c.to_pylist() for c in part.columns), strict=True)
+                )
+                self.execute(
+                    f"INSERT INTO {target} ({names}) VALUES\n{values}", inline=True, what=f"writing {table}"
+                )
+                rows += part.num_rows
+        return WriteResult(table, rows, m, None)
+
+    # ---------------------------------------------------------------- health
+    def ping(self) -> dict[str, Any]:
+        s = self.section
+        try:
+            me = self.client.current_user.me()
+            wh = self.client.warehouses.get(s.warehouse_id)
+        except (DatabricksError, requests.RequestException, OSError, ValueError) as exc:
+            raise self._translate(exc, "ping") from None
+        return {
+            "kind": self.kind,
+            "host": s.host,
+            "user": me.user_name,
+            "warehouse_id": s.warehouse_id,
+            "warehouse_state": wh.state.value if wh.state else None,
+            "catalog": s.catalog,
+            "schema": s.schema_,
+        }
+
+
+def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Chunks carry their own Arrow schema; align them with the manifest's so the stream is uniform."""
+    if t.schema.equals(schema):
+        return t
+    return t.rename_columns(schema.names).cast(schema)
+
+
+def _small(sql: str) -> bool:
+    """True for queries whose result is known to be small: a top-level LIMIT n with n <= INLINE_MAX_ROWS."""
+    m = re.search(r"\blimit\s+(\d+)\s*$", sql, re.IGNORECASE)
+    return bool(m) and int(m.group(1)) <= INLINE_MAX_ROWS  # type: ignore[union-attr]
