@@ -212,6 +212,23 @@ FAKERS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
         "arn": _arn("glue", i.get("name") or n, "database")
     },
     "aws:athena/workgroup:Workgroup": lambda n, i: {"arn": _arn("athena", i.get("name") or n, "workgroup")},
+    # pulumi-databricks: ids the workspace assigns
+    "databricks:index/servicePrincipal:ServicePrincipal": lambda n, i: {
+        "applicationId": "-".join(
+            hashlib.sha1(n.encode()).hexdigest()[a:b]
+            for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
+        ),
+    },
+    "databricks:index/servicePrincipalSecret:ServicePrincipalSecret": lambda n, i: {
+        "secret": "dose" + hashlib.sha256(n.encode()).hexdigest()[:32],
+    },
+    "databricks:index/clusterPolicy:ClusterPolicy": lambda n, i: {
+        "policyId": hashlib.sha1(n.encode()).hexdigest()[:16].upper(),
+    },
+    "databricks:index/sqlEndpoint:SqlEndpoint": lambda n, i: {
+        "jdbcUrl": f"jdbc:spark://dbc-fake.cloud.databricks.com:443/default;httpPath=/sql/1.0/warehouses/{_fake_id(n)}",
+        "state": "STOPPED",
+    },
     # pulumi-tls: fixed, obviously fake key material (never a usable key)
     "tls:index/privateKey:PrivateKey": lambda n, i: {
         "privateKeyPem": f"-----BEGIN RSA PRIVATE KEY-----\nFAKE-{n}\n-----END RSA PRIVATE KEY-----\n",

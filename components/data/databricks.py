@@ -1,0 +1,522 @@
+"""``DatabricksDataLayer``: Unity Catalog catalog/schema/volume, a SQL warehouse, a GPU-only cluster policy and a
+least-privilege service principal for ML jobs (workspace-level provider).
+
+Two fixed grant sets, never ``ALL_PRIVILEGES`` or ``MANAGE``:
+
+- reader: ``USE_CATALOG``; ``USE_SCHEMA``, ``SELECT``, ``EXECUTE`` on the schema; ``READ_VOLUME`` on the volume;
+  ``CAN_USE`` on the SQL warehouse.
+- writer: the reader's, plus ``MODIFY``, ``CREATE_TABLE``, ``CREATE_MODEL``, ``CREATE_FUNCTION`` on the schema,
+  ``WRITE_VOLUME`` on the volume and ``CAN_USE`` on the GPU cluster policy.
+
+The jobs service principal gets one set (``job_access``); existing account groups may be given either set.
+Grants use ``databricks.Grant`` (one principal each, not authoritative) so grants made elsewhere survive.
+
+Import cost: ``pulumi_databricks`` takes ~1.4 s to import; only this module imports it.
+"""
+
+import json
+import re
+from typing import Any, TypedDict
+
+import pulumi
+import pulumi_databricks as databricks
+
+from mlstack.manifest import validate_section
+
+from .._args import Problems
+
+TYPE = "mlstack:data:DatabricksDataLayer"
+
+SQL_WAREHOUSE_SIZES = (
+    "2X-Small",
+    "X-Small",
+    "Small",
+    "Medium",
+    "Large",
+    "X-Large",
+    "2X-Large",
+    "3X-Large",
+    "4X-Large",
+)
+# GPU ML runtimes, e.g. "15.4.x-gpu-ml-scala2.12" (and LTS variants)
+GPU_ML_RUNTIME_REGEX = r"^[0-9]+\.[0-9]+\.x-gpu-ml-scala2\.[0-9]+$"
+DEFAULT_GPU_NODE_TYPES = ["g5.xlarge", "g5.2xlarge", "g5.4xlarge", "g6.xlarge", "g6.2xlarge"]
+
+READER_SCHEMA = ["USE_SCHEMA", "SELECT", "EXECUTE"]
+WRITER_SCHEMA = [*READER_SCHEMA, "MODIFY", "CREATE_TABLE", "CREATE_MODEL", "CREATE_FUNCTION"]
+READER_VOLUME = ["READ_VOLUME"]
+WRITER_VOLUME = ["READ_VOLUME", "WRITE_VOLUME"]
+FORBIDDEN_PRIVILEGES = ("ALL_PRIVILEGES", "MANAGE", "CREATE_SCHEMA", "CREATE_CATALOG", "EXTERNAL_USE_SCHEMA")
+
+_UC_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,254}$")
+_HOST_RE = re.compile(r"^https://[A-Za-z0-9.\-]+(:\d+)?/?$")
+
+
+class DatabricksDataLayerArgs(TypedDict, total=False):
+    """Arguments of :class:`DatabricksDataLayer`. Names default from the component name (``base``: lowercased,
+    other characters turned into ``_``)."""
+
+    host: str
+    """Workspace URL for the manifest, e.g. ``https://dbc-123.cloud.databricks.com``. Default: the Pulumi
+    config ``databricks:host``; one of the two is required."""
+
+    catalog_name: str
+    """Unity Catalog catalog name. Default: ``<base>``."""
+
+    catalog_storage_root: str
+    """Managed storage location of the catalog (``s3://...``), for metastores without default storage.
+    Default: the metastore's default storage."""
+
+    schema_name: str
+    """Schema inside the catalog. Default: ``"ml"``."""
+
+    volume_name: str
+    """Managed volume in the schema for files (datasets, checkpoints). Default: ``"files"``."""
+
+    warehouse_name: str
+    """SQL warehouse name. Default: ``<base>-sql``."""
+
+    warehouse_size: str
+    """SQL warehouse cluster size (``2X-Small`` .. ``4X-Large``). Default: ``"2X-Small"``."""
+
+    warehouse_auto_stop_minutes: int
+    """Idle minutes before the SQL warehouse stops (serverless: at least 1; classic/pro: at least 10).
+    Default: 10."""
+
+    warehouse_serverless: bool
+    """Use a serverless SQL warehouse (starts in seconds; needs serverless enabled on the workspace).
+    Default: True."""
+
+    warehouse_max_clusters: int
+    """Most clusters the SQL warehouse scales out to. Default: 1."""
+
+    gpu_node_types: list[str]
+    """Node types the cluster policy allows (workers and driver). Default: AWS ``g5.xlarge``, ``g5.2xlarge``,
+    ``g5.4xlarge``, ``g6.xlarge``, ``g6.2xlarge`` (pass Azure/GCP types on those clouds)."""
+
+    gpu_runtimes: list[str]
+    """Exact Databricks runtime versions the policy allows, each a GPU ML runtime (``...-gpu-ml-...``).
+    Default: any GPU ML runtime (regex ``<major>.<minor>.x-gpu-ml-scala2.<n>``)."""
+
+    max_workers: int
+    """Most workers a policy cluster may have (fixed size or autoscaling). Default: 4."""
+
+    auto_termination_minutes: int
+    """Default idle minutes before a policy cluster terminates; users may lower it but never disable it.
+    Default: 30."""
+
+    max_auto_termination_minutes: int
+    """Longest idle time a user may choose. Default: 120."""
+
+    max_clusters_per_user: int
+    """Clusters one user or principal may run under the policy at once. Default: 2."""
+
+    service_principal_name: str
+    """Display name of the jobs service principal. Default: ``<base>-jobs``."""
+
+    job_access: str
+    """Which grant set the jobs service principal gets: ``"reader"`` or ``"writer"``. Default: ``"writer"``
+    (training jobs write tables, models and files)."""
+
+    reader_groups: list[str]
+    """Existing account groups given the reader grant set (and CAN_USE on the SQL warehouse).
+    Default: none."""
+
+    writer_groups: list[str]
+    """Existing account groups given the writer grant set. Default: none."""
+
+    create_oauth_secret: bool
+    """Create an OAuth (M2M) secret for the service principal, exported only as a secret output
+    (``client_secret``). Needs a provider allowed to manage service principal secrets. Default: False
+    (create credentials out of band and put them in ``~/.databrickscfg``)."""
+
+    profile: str
+    """``~/.databrickscfg`` profile jobs use (the manifest's ``profile``). Default: none (the SDK's default)."""
+
+    retain_on_delete: bool
+    """Keep the catalog, schema and volume (the data) when the stack is destroyed. Default: True."""
+
+    comment: str
+    """Comment put on every object that takes one. Default: ``"managed by mlstack (<component name>)"``."""
+
+
+def _base(name: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", name.lower())
+
+
+def cluster_policy_definition(
+    node_types: list[str],
+    runtimes: list[str] | None,
+    *,
+    max_workers: int,
+    auto_termination_minutes: int,
+    max_auto_termination_minutes: int,
+    tag: str,
+) -> dict[str, Any]:
+    """The policy: GPU ML runtimes and listed GPU nodes only, auto-termination always on, bounded size,
+    single-user (Unity Catalog) access mode, no instance pools (they would bypass the node allowlist)."""
+    runtime_rule: dict[str, Any] = (
+        {"type": "allowlist", "values": list(runtimes), "defaultValue": runtimes[0]}
+        if runtimes
+        else {"type": "regex", "pattern": GPU_ML_RUNTIME_REGEX}
+    )
+    nodes = {"type": "allowlist", "values": list(node_types), "defaultValue": node_types[0]}
+    return {
+        "spark_version": runtime_rule,
+        "node_type_id": nodes,
+        "driver_node_type_id": dict(nodes),
+        "instance_pool_id": {"type": "forbidden", "hidden": True},
+        "driver_instance_pool_id": {"type": "forbidden", "hidden": True},
+        "autotermination_minutes": {
+            "type": "range",
+            "minValue": 1,
+            "maxValue": max_auto_termination_minutes,
+            "defaultValue": auto_termination_minutes,
+        },
+        "num_workers": {"type": "range", "minValue": 0, "maxValue": max_workers, "defaultValue": 1},
+        "autoscale.max_workers": {"type": "range", "maxValue": max_workers, "defaultValue": max_workers},
+        "data_security_mode": {"type": "fixed", "value": "SINGLE_USER"},
+        "custom_tags.mlstack": {"type": "fixed", "value": tag},
+    }
+
+
+class DatabricksDataLayer(pulumi.ComponentResource):
+    """Databricks data layer for ML jobs; exports the manifest ``data`` section (kind databricks).
+
+    Outputs: ``catalog_name``, ``schema_name``, ``volume_name``, ``volume_path`` (``/Volumes/c/s/v``),
+    ``warehouse_id``, ``cluster_policy_id``, ``service_principal_application_id``, ``host``,
+    ``client_secret`` (secret; None unless ``create_oauth_secret``), ``manifest_section``.
+    """
+
+    catalog_name: pulumi.Output[str]
+    schema_name: pulumi.Output[str]
+    volume_name: pulumi.Output[str]
+    volume_path: pulumi.Output[str]
+    warehouse_id: pulumi.Output[str]
+    cluster_policy_id: pulumi.Output[str]
+    service_principal_application_id: pulumi.Output[str]
+    host: str
+    client_secret: pulumi.Output[str] | None
+    manifest_section: pulumi.Output[dict[str, Any]]
+
+    def __init__(
+        self,
+        name: str,
+        args: DatabricksDataLayerArgs | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        a: dict[str, Any] = dict(args or {})
+        v = _validate(name, a)
+        base = _base(name)
+        comment = a.get("comment", f"managed by mlstack ({name})")
+        retain = a.get("retain_on_delete", True)
+        child = pulumi.ResourceOptions(parent=self)
+        data_opts = pulumi.ResourceOptions(parent=self, retain_on_delete=retain)
+        self.host = v["host"].rstrip("/")
+        self.job_access = v["job_access"]
+
+        # ---------------------------------------------------------- Unity Catalog objects (data: retained)
+        self.catalog = databricks.Catalog(
+            f"{name}-catalog",
+            name=a.get("catalog_name", base),
+            comment=comment,
+            storage_root=a.get("catalog_storage_root"),
+            force_destroy=False,
+            properties={"managed-by": "mlstack"},
+            opts=data_opts,
+        )
+        self.schema = databricks.Schema(
+            f"{name}-schema",
+            catalog_name=self.catalog.name,
+            name=a.get("schema_name", "ml"),
+            comment=comment,
+            force_destroy=False,
+            properties={"managed-by": "mlstack"},
+            opts=data_opts,
+        )
+        self.volume = databricks.Volume(
+            f"{name}-volume",
+            catalog_name=self.catalog.name,
+            schema_name=self.schema.name,
+            name=a.get("volume_name", "files"),
+            volume_type="MANAGED",
+            comment=comment,
+            opts=data_opts,
+        )
+        schema_full = pulumi.Output.concat(self.catalog.name, ".", self.schema.name)
+        volume_full = pulumi.Output.concat(self.catalog.name, ".", self.schema.name, ".", self.volume.name)
+
+        # ---------------------------------------------------------- compute
+        serverless = a.get("warehouse_serverless", True)
+        self.warehouse = databricks.SqlEndpoint(
+            f"{name}-sql",
+            name=a.get("warehouse_name", f"{base}-sql"),
+            cluster_size=a.get("warehouse_size", "2X-Small"),
+            auto_stop_mins=a.get("warehouse_auto_stop_minutes", 10),
+            enable_serverless_compute=serverless,
+            warehouse_type="PRO" if serverless else "CLASSIC",
+            min_num_clusters=1,
+            max_num_clusters=a.get("warehouse_max_clusters", 1),
+            spot_instance_policy="COST_OPTIMIZED",
+            tags=databricks.SqlEndpointTagsArgs(
+                custom_tags=[databricks.SqlEndpointTagsCustomTagArgs(key="mlstack", value=name)]
+            ),
+            opts=child,
+        )
+        definition = cluster_policy_definition(
+            v["gpu_node_types"],
+            a.get("gpu_runtimes"),
+            max_workers=a.get("max_workers", 4),
+            auto_termination_minutes=a.get("auto_termination_minutes", 30),
+            max_auto_termination_minutes=a.get("max_auto_termination_minutes", 120),
+            tag=name,
+        )
+        self.cluster_policy = databricks.ClusterPolicy(
+            f"{name}-gpu-policy",
+            name=f"{base}-gpu-ml",
+            description=f"mlstack ({name}): GPU ML runtimes on listed GPU nodes, auto-termination enforced",
+            definition=json.dumps(definition, sort_keys=True),
+            max_clusters_per_user=a.get("max_clusters_per_user", 2),
+            opts=child,
+        )
+
+        # ---------------------------------------------------------- identity
+        self.service_principal = databricks.ServicePrincipal(
+            f"{name}-jobs",
+            display_name=a.get("service_principal_name", f"{base}-jobs"),
+            active=True,
+            allow_cluster_create=False,  # clusters only through the GPU policy
+            allow_instance_pool_create=False,
+            databricks_sql_access=True,
+            workspace_access=False,
+            opts=child,
+        )
+        sp_id = self.service_principal.application_id
+        self.client_secret = None
+        self.oauth_secret: databricks.ServicePrincipalSecret | None = None
+        if a.get("create_oauth_secret", False):
+            self.oauth_secret = databricks.ServicePrincipalSecret(
+                f"{name}-jobs-secret",
+                service_principal_id=self.service_principal.id,
+                lifetime=f"{90 * 86400}s",
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secret"]),
+            )
+            self.client_secret = pulumi.Output.secret(self.oauth_secret.secret)
+
+        # ---------------------------------------------------------- grants
+        self.grants: list[pulumi.Resource] = []
+        principals: list[tuple[str, pulumi.Input[str], str, str]] = [
+            ("jobs", sp_id, "service_principal", self.job_access)
+        ]
+        principals += [(f"group-{_slug(g)}", g, "group", "reader") for g in a.get("reader_groups", [])]
+        principals += [(f"group-{_slug(g)}", g, "group", "writer") for g in a.get("writer_groups", [])]
+        warehouse_acl: list[databricks.PermissionsAccessControlArgs] = []
+        policy_acl: list[databricks.PermissionsAccessControlArgs] = []
+        for key, principal, kind, level in principals:
+            writer = level == "writer"
+            for obj, securable, privileges in (
+                ("catalog", {"catalog": self.catalog.name}, ["USE_CATALOG"]),
+                ("schema", {"schema": schema_full}, WRITER_SCHEMA if writer else READER_SCHEMA),
+                ("volume", {"volume": volume_full}, WRITER_VOLUME if writer else READER_VOLUME),
+            ):
+                self.grants.append(
+                    databricks.Grant(
+                        f"{name}-{key}-{obj}",
+                        principal=principal,
+                        privileges=list(privileges),
+                        opts=child,
+                        **securable,
+                    )
+                )
+            who = (
+                {"service_principal_name": principal}
+                if kind == "service_principal"
+                else {"group_name": principal}
+            )
+            warehouse_acl.append(databricks.PermissionsAccessControlArgs(permission_level="CAN_USE", **who))
+            if writer:
+                policy_acl.append(databricks.PermissionsAccessControlArgs(permission_level="CAN_USE", **who))
+        self.grants.append(
+            databricks.Permissions(
+                f"{name}-sql-permissions",
+                sql_endpoint_id=self.warehouse.id,
+                access_controls=warehouse_acl,
+                opts=child,
+            )
+        )
+        if policy_acl:
+            self.grants.append(
+                databricks.Permissions(
+                    f"{name}-gpu-policy-permissions",
+                    cluster_policy_id=self.cluster_policy.policy_id,
+                    access_controls=policy_acl,
+                    opts=child,
+                )
+            )
+
+        # ---------------------------------------------------------- outputs
+        self.catalog_name = self.catalog.name
+        self.schema_name = self.schema.name
+        self.volume_name = self.volume.name
+        self.volume_path = pulumi.Output.concat(
+            "/Volumes/", self.catalog.name, "/", self.schema.name, "/", self.volume.name
+        )
+        self.warehouse_id = self.warehouse.id
+        self.cluster_policy_id = self.cluster_policy.policy_id
+        self.service_principal_application_id = sp_id
+        host = self.host
+        profile = a.get("profile")
+
+        def section(vals: list[Any]) -> dict[str, Any]:
+            wid, cat, sch = vals[:3]
+            s = {"kind": "databricks", "host": host, "warehouse_id": wid, "catalog": cat, "schema": sch}
+            if profile:
+                s["profile"] = profile
+            return validate_section("data", s)
+
+        # ready only once every grant is in place
+        self.manifest_section = pulumi.Output.all(
+            self.warehouse_id, self.catalog_name, self.schema_name, *[g.urn for g in self.grants]
+        ).apply(section)
+        self.register_outputs(
+            {
+                "host": self.host,
+                "catalog_name": self.catalog_name,
+                "schema_name": self.schema_name,
+                "volume_name": self.volume_name,
+                "volume_path": self.volume_path,
+                "warehouse_id": self.warehouse_id,
+                "cluster_policy_id": self.cluster_policy_id,
+                "service_principal_application_id": self.service_principal_application_id,
+                "client_secret": self.client_secret,
+                "manifest_section": self.manifest_section,
+            }
+        )
+
+    def jobs_access(self, profile: str | None = None) -> dict[str, Any]:
+        """What a job platform must hand to jobs, for :class:`MLStack` to wire.
+
+        ``databrickscfg`` is a secret Output holding a ``~/.databrickscfg`` profile (host, ``client_id`` = the
+        service principal's application id, ``client_secret``) when ``create_oauth_secret`` is set, else None
+        (add the secret to the profile yourself). Mount it as a file and point ``DATABRICKS_CONFIG_FILE`` at it;
+        the manifest names only the profile. ``cluster_policy_id`` is what GPU job clusters must use.
+        """
+        entry = profile or "DEFAULT"
+        host = self.host
+        cfg = None
+        if self.client_secret is not None:
+            cfg = pulumi.Output.secret(
+                pulumi.Output.all(self.service_principal_application_id, self.client_secret).apply(
+                    lambda v: f"[{entry}]\nhost = {host}\nclient_id = {v[0]}\nclient_secret = {v[1]}\n"
+                )
+            )
+        return {
+            "profile": entry,
+            "databrickscfg": cfg,
+            "host": host,
+            "client_id": self.service_principal_application_id,
+            "warehouse_id": self.warehouse_id,
+            "cluster_policy_id": self.cluster_policy_id,
+            "access": self.job_access,
+        }
+
+
+def _slug(group: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", group.lower()).strip("-") or "group"
+
+
+def _validate(name: str, a: dict[str, Any]) -> dict[str, Any]:
+    """Check every argument, raise once; return normalised values."""
+    p = Problems(f"DatabricksDataLayer {name!r}")
+    p.unknown_keys(a, DatabricksDataLayerArgs)
+    out: dict[str, Any] = {}
+
+    host = a.get("host") or pulumi.Config("databricks").get("host")
+    if not host:
+        p.add(
+            "host", None, "required: pass host='https://<workspace>' or set the Pulumi config databricks:host"
+        )
+    elif not isinstance(host, str) or not _HOST_RE.match(host):
+        p.add("host", host, "the workspace URL, https://<name>.cloud.databricks.com (no path)")
+    out["host"] = host or ""
+
+    for key in ("catalog_name", "schema_name", "volume_name"):
+        val = a.get(key)
+        if val is not None and (not isinstance(val, str) or not _UC_NAME_RE.match(val)):
+            p.add(key, val, "letters, digits, '_' and '-' (no dots, spaces or slashes)")
+    if "catalog_name" not in a and not _UC_NAME_RE.match(_base(name)):
+        p.add("catalog_name", None, f"the default from the component name {name!r} is not valid: pass one")
+    root = a.get("catalog_storage_root")
+    if root is not None and (not isinstance(root, str) or not re.match(r"^(s3|abfss|gs)://", root)):
+        p.add("catalog_storage_root", root, "a cloud storage URL (s3://, abfss:// or gs://)")
+
+    size = a.get("warehouse_size", "2X-Small")
+    if size not in SQL_WAREHOUSE_SIZES:
+        p.add("warehouse_size", size, "one of: " + ", ".join(SQL_WAREHOUSE_SIZES))
+    serverless = a.get("warehouse_serverless", True)
+    if not isinstance(serverless, bool):
+        p.add("warehouse_serverless", serverless, "True or False")
+    stop = a.get("warehouse_auto_stop_minutes", 10)
+    low_stop = 1 if serverless is True else 10
+    if isinstance(stop, bool) or not isinstance(stop, int) or not low_stop <= stop <= 1440:
+        p.add(
+            "warehouse_auto_stop_minutes",
+            stop,
+            f"a whole number from {low_stop} to 1440 (0 would never stop, which mlstack does not allow)",
+        )
+
+    ints = (
+        ("warehouse_max_clusters", 1, 40),
+        ("max_workers", 0, 1000),
+        ("auto_termination_minutes", 10, 10000),
+        ("max_auto_termination_minutes", 10, 10000),
+        ("max_clusters_per_user", 1, 1000),
+    )
+    for key, low, high in ints:
+        val = a.get(key)
+        if val is not None and (isinstance(val, bool) or not isinstance(val, int) or not low <= val <= high):
+            p.add(key, val, f"a whole number from {low} to {high}")
+    at, mx = a.get("auto_termination_minutes", 30), a.get("max_auto_termination_minutes", 120)
+    if isinstance(at, int) and isinstance(mx, int) and at > mx:
+        p.add("auto_termination_minutes", at, f"at most max_auto_termination_minutes ({mx})")
+
+    nodes = a.get("gpu_node_types", DEFAULT_GPU_NODE_TYPES)
+    if not isinstance(nodes, list) or not nodes or not all(isinstance(n, str) and n for n in nodes):
+        p.add("gpu_node_types", nodes, "a non-empty list of GPU node type ids, e.g. ['g5.xlarge']")
+        nodes = DEFAULT_GPU_NODE_TYPES
+    out["gpu_node_types"] = list(nodes)
+    runtimes = a.get("gpu_runtimes")
+    if runtimes is not None:
+        if not isinstance(runtimes, list) or not runtimes:
+            p.add("gpu_runtimes", runtimes, "a non-empty list of runtime versions")
+        else:
+            for i, r in enumerate(runtimes):
+                if not isinstance(r, str) or not re.match(GPU_ML_RUNTIME_REGEX, r):
+                    p.add(f"gpu_runtimes[{i}]", r, "a GPU ML runtime such as '15.4.x-gpu-ml-scala2.12'")
+
+    job_access = a.get("job_access", "writer")
+    if job_access not in ("reader", "writer"):
+        p.add("job_access", job_access, "'reader' or 'writer'")
+    out["job_access"] = job_access
+    seen: dict[str, str] = {}
+    for key in ("reader_groups", "writer_groups"):
+        groups = a.get(key, [])
+        if not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups):
+            p.add(key, groups, "a list of existing account group names")
+            continue
+        for g in groups:
+            if g in seen:
+                p.add(key, g, f"already listed in {seen[g]}; a group gets one grant set")
+            seen[g] = key
+    for key in ("create_oauth_secret", "retain_on_delete"):
+        if key in a and not isinstance(a[key], bool):
+            p.add(key, a[key], "True or False")
+    prof = a.get("profile")
+    if prof is not None and (not isinstance(prof, str) or not re.match(r"^[A-Za-z0-9_\-.]{1,64}$", prof)):
+        p.add("profile", prof, "a ~/.databrickscfg section name")
+    for key in ("service_principal_name", "warehouse_name", "comment"):
+        if key in a and (not isinstance(a[key], str) or not a[key].strip()):
+            p.add(key, a[key], "a non-empty string")
+    p.raise_if_any()
+    return out
