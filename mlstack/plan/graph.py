@@ -245,10 +245,11 @@ def _clip(s: str, n: int) -> str:
 def svg(rec: Recording) -> str:
     tops = [_measure(n, MAX_W) for n in _forest(rec)]
     tops.sort(key=lambda k: (not bool(k.kids),))
-    x, y, row_h, width = GAP, GAP, 0.0, 0.0
+    left = 70.0  # room for the dependency curves
+    x, y, row_h, width = left, GAP, 0.0, 0.0
     for k in tops:
-        if x > GAP and x + k.w > MAX_W:
-            x, y = GAP, y + row_h + 3 * GAP
+        if x > left and x + k.w > MAX_W:
+            x, y = left, y + row_h + 3 * GAP
             row_h = 0
         k.x, k.y = x, y
         x += k.w + 3 * GAP
@@ -262,14 +263,17 @@ def svg(rec: Recording) -> str:
         assert k.node.res is not None
         centers[k.node.res.urn] = (k.x, k.y, k.w, k.h)
     edges = []
-    for a, b in component_edges(rec):
+    for n, (a, b) in enumerate(component_edges(rec)):
         if a in centers and b in centers:
-            ax, ay, aw, ah = centers[a]
-            bx, by, bw, bh = centers[b]
+            # curves in the left margin, from the dependent box's left side to its dependency's
+            ax, ay, _, ah = centers[a]
+            bx, by, _, bh = centers[b]
+            y1, y2 = ay + min(24.0, ah / 2), by + min(24.0, bh / 2) + 6
+            bend = max(8.0, min(ax, bx) - 10 - 6 * (n % 8))
             edges.append(
-                f'<line class="edge" x1="{ax + aw / 2:.0f}" y1="{ay + ah / 2:.0f}" x2="{bx + bw / 2:.0f}" '
-                f'y2="{by + bh / 2:.0f}" marker-end="url(#arrow)"><title>{html.escape(a)} depends on '
-                f"{html.escape(b)}</title></line>"
+                f'<path class="edge" d="M {ax:.0f} {y1:.0f} C {bend:.0f} {y1:.0f}, {bend:.0f} {y2:.0f}, '
+                f'{bx:.0f} {y2:.0f}" fill="none" marker-end="url(#arrow)"><title>{html.escape(a)} depends on '
+                f"{html.escape(b)}</title></path>"
             )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" id="stack" width="{width:.0f}" height="{height:.0f}" '
