@@ -183,6 +183,9 @@ class EksGpuClusterArgs(TypedDict, total=False):
     """Run cluster-autoscaler (pinned, IRSA) for scale-from-zero. Default: True."""
     device_plugin: bool
     """Run the pinned NVIDIA device plugin DaemonSet on AL2023 GPU nodes. Default: True."""
+    node_auto_repair: bool
+    """EKS node auto repair on every group plus the eks-node-monitoring-agent add-on, so a node whose GPU
+    reports a fault (XID errors) is replaced instead of failing every job scheduled on it. Default: True."""
     jobs_namespace: str
     """Namespace where jobs run. Default: "ml-jobs"."""
     jobs_service_account: str
@@ -442,7 +445,7 @@ def _validate(name: str, a: Mapping[str, Any]) -> tuple[dict[str, Any], list[dic
     hop = a.get("imds_hop_limit", 1)
     if hop not in (1, 2) or isinstance(hop, bool):
         p.add("imds_hop_limit", hop, "1 (pods cannot reach IMDS; use IRSA) or 2 (pods can)")
-    for key in ("cluster_autoscaler", "device_plugin", "extended_support"):
+    for key in ("cluster_autoscaler", "device_plugin", "extended_support", "node_auto_repair"):
         if key in a and not isinstance(a[key], bool):
             p.add(key, a[key], "True or False")
     ns = a.get("jobs_namespace", "ml-jobs")
@@ -779,16 +782,10 @@ class EksGpuCluster(pulumi.ComponentResource):
             )
         ]
         self.node_role = node_role
-        node_access = aws.eks.AccessEntry(
-            f"{name}-node",
-            cluster_name=self.cluster.name,
-            principal_arn=node_role.arn,
-            type="EC2_LINUX",
-            tags=tags,
-            opts=child,
-        )
+        # no access entry for the node role: EKS creates it with the first managed node group using it
         hop = a.get("imds_hop_limit", 1)
-        node_deps: list[pulumi.Resource] = [*node_attach, node_access, vpc_cni, kube_proxy]
+        self._auto_repair: bool = a.get("node_auto_repair", True)
+        node_deps: list[pulumi.Resource] = [*node_attach, vpc_cni, kube_proxy]
         self.node_groups: dict[str, aws.eks.NodeGroup] = {}
         self.launch_templates: dict[str, aws.ec2.LaunchTemplate] = {}
         system_labels = {ROLE_LABEL: "system"}
@@ -849,6 +846,17 @@ class EksGpuCluster(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[system_ng]),
         )
+        if self._auto_repair:
+            # reports GPU, kernel, network and storage faults as node conditions for node auto repair
+            aws.eks.Addon(
+                f"{name}-node-monitoring",
+                cluster_name=self.cluster.name,
+                addon_name="eks-node-monitoring-agent",
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="PRESERVE",
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[system_ng]),
+            )
 
         # ------------------------------------------------------------ Kubernetes
         self.kubeconfig = pulumi.Output.secret(
@@ -1088,7 +1096,9 @@ class EksGpuCluster(pulumi.ComponentResource):
         return aws.eks.NodeGroup(
             f"{name}-{group}",
             cluster_name=self.cluster.name,
-            node_group_name=group,
+            # a prefix, not a fixed name: a replaced group (new instance types) is created before the old one
+            # is deleted, so jobs keep running; nodes are selected by the mlstack.dev/node-group label
+            node_group_name_prefix=f"{group}-",
             node_role_arn=node_role.arn,
             subnet_ids=list(subnets),
             instance_types=list(spec["instance_types"]),
@@ -1103,6 +1113,8 @@ class EksGpuCluster(pulumi.ComponentResource):
             taints=[{"key": t["key"], "value": t["value"], "effect": "NO_SCHEDULE"} for t in taints],
             launch_template={"id": lt.id, "version": lt.latest_version.apply(str)},
             update_config={"max_unavailable": 1},
+            # EKS replaces nodes that turn NotReady or, with the monitoring agent, report GPU (XID) faults
+            node_repair_config={"enabled": self._auto_repair},
             tags={**tags, "mlstack:node-group": group},
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -281,7 +281,10 @@ class ArgoWorkflows(pulumi.ComponentResource):
         # ------------------------------------------------------------ the chart
         tolerations = [dict(t) for t in cluster.gpu_tolerations] if a.get("gpu_tolerations", True) else []
         system_nodes = {ROLE_LABEL: "system"}
+        # the Argo namespace enforces the "restricted" Pod Security Standard, which needs a seccomp profile
+        restricted_pod = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
         server: dict[str, Any] = {
+            "podSecurityContext": restricted_pod,
             "authModes": [self.auth_mode],
             "secure": True,
             "serviceType": "ClusterIP",
@@ -306,7 +309,8 @@ class ArgoWorkflows(pulumi.ComponentResource):
             }
         values: dict[str, Any] = {
             "fullnameOverride": RELEASE_NAME,
-            "crds": {"install": True, "keep": True},
+            # full CRDs are applied by a hook Job (kubectl, fetched from the chart's GitHub release via NAT)
+            "crds": {"install": True, "keep": True, "upgradeJob": {"nodeSelector": system_nodes}},
             "singleNamespace": False,
             "images": {"pullPolicy": "IfNotPresent"},
             "workflow": {"serviceAccount": {"create": False}, "rbac": {"create": False}},
@@ -314,6 +318,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
                 "workflowNamespaces": [self.workflow_namespace],
                 "serviceAccount": {"create": True, "name": CONTROLLER_SERVICE_ACCOUNT},
                 "nodeSelector": system_nodes,
+                "podSecurityContext": restricted_pod,
                 "workflowDefaults": {
                     "spec": {
                         "serviceAccountName": self.workflow_service_account_name,

@@ -70,7 +70,7 @@ def test_chart_pinned_helm_v3_release(rec: Recording) -> None:
     assert r["repositoryOpts"]["repo"] == "https://argoproj.github.io/argo-helm"
     assert r["namespace"] == "argo"
     assert r["atomic"] is True
-    assert r["values"]["crds"] == {"install": True, "keep": True}
+    assert r["values"]["crds"]["install"] is True and r["values"]["crds"]["keep"] is True
     provider = rec.one("pulumi:providers:kubernetes")
     rel = rec.one("kubernetes:helm.sh/v3:Release")
     assert rel.options["provider"].startswith(provider.urn)
@@ -84,6 +84,16 @@ def test_server_client_auth_https_cluster_ip(rec: Recording) -> None:
     assert server["secure"] is True
     assert server["serviceType"] == "ClusterIP"
     assert "sso" not in server
+
+
+def test_argo_pods_meet_the_restricted_pod_security_standard(rec: Recording) -> None:
+    ns = rec.one("kubernetes:core/v1:Namespace", "argo-namespace").inputs["metadata"]["labels"]
+    assert ns["pod-security.kubernetes.io/enforce"] == "restricted"
+    values = release(rec)["values"]
+    for part in ("controller", "server"):
+        psc = values[part]["podSecurityContext"]
+        assert psc["seccompProfile"] == {"type": "RuntimeDefault"} and psc["runAsNonRoot"] is True
+        assert values[part]["nodeSelector"] == {"mlstack.dev/node-role": "system"}
 
 
 def test_sso_mode(pulumi_run) -> None:

@@ -178,6 +178,8 @@ def test_gpu_groups_tainted_labelled_and_scale_to_zero(rec: Recording) -> None:
     assert i["labels"]["team"] == "vision"
     assert i["labels"]["k8s.amazonaws.com/accelerator"] == "nvidia-a10g"
     assert "diskSize" not in i  # the size lives in the launch template (EKS refuses both)
+    assert i["nodeGroupNamePrefix"] == "a10g-" and "nodeGroupName" not in i  # create-before-delete works
+    assert i["nodeRepairConfig"] == {"enabled": True}
     # cluster-autoscaler owns the node count after creation
     assert "scalingConfig.desiredSize" in ng.options["ignoreChanges"]
     system = rec.one("aws:eks/nodeGroup:NodeGroup", "gpu-system").inputs
@@ -303,6 +305,19 @@ def test_cluster_autoscaler_pinned_and_scoped(rec: Recording) -> None:
     }
     trust = rec.one("aws:iam/role:Role", "gpu-autoscaler").inputs["assumeRolePolicy"]
     assert "system:serviceaccount:kube-system:cluster-autoscaler" in trust
+
+
+def test_node_auto_repair_with_monitoring_agent(rec: Recording, pulumi_run) -> None:
+    assert (
+        rec.one("aws:eks/addon:Addon", "gpu-node-monitoring").inputs["addonName"]
+        == "eks-node-monitoring-agent"
+    )
+    off = build(pulumi_run, {"gpu_node_groups": [GROUP], "node_auto_repair": False})
+    assert not [a for a in off.by_type("aws:eks/addon:Addon") if a.name == "gpu-node-monitoring"]
+    assert all(
+        ng.inputs["nodeRepairConfig"] == {"enabled": False}
+        for ng in off.by_type("aws:eks/nodeGroup:NodeGroup")
+    )
 
 
 def test_autoscaler_can_be_turned_off(pulumi_run) -> None:
