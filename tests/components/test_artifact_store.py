@@ -454,3 +454,16 @@ def test_from_bucket_name_needs_a_region_somewhere(pulumi_run) -> None:
 
     with pytest.raises(InputPropertiesError, match="region"):
         mock_runtime.run(program, config={"aws:region": ""}, require_resources=False)
+
+
+def test_aws_components_do_not_import_warehouse_sdks() -> None:
+    """pulumi_snowflake / pulumi_databricks cost 1.4-2 s each: only their own modules import them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mlstack.components as c; c.S3ArtifactStore; c.S3Lakehouse; "
+        "bad = [m for m in ('pulumi_snowflake', 'pulumi_databricks', 'pulumi_tls') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
