@@ -193,7 +193,9 @@ def _scheduling(reasons: list[tuple[int, str]], total: int, ctx: _Ctx, autoscale
         and _gpu_request(ctx.pod, ctx.resource)
         and not kube.gpu_nodes(ctx.nodes, ctx.resource)
     )
-    if gpu_short and not autoscaler:
+    # a taint or a selector that keeps the pod off the GPU nodes is the cause; don't also blame scaling
+    blocked = any(f.check in ("job.untolerated_taint", "job.node_selector") for f in out)
+    if gpu_short and not autoscaler and not blocked:
         out.append(
             fail(
                 "job.no_scale_up",

@@ -1,0 +1,139 @@
+"""Kubernetes compute and Argo checks on recorded objects (tests/doctor/fixtures/)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from mlstack import manifest
+from mlstack.doctor import kube
+from tests.doctor.conftest import K8S_COMPUTE, fixture
+
+
+@pytest.fixture
+def compute() -> manifest.KubernetesCompute:
+    return manifest.KubernetesCompute.model_validate(K8S_COMPUTE)
+
+
+def test_find_context_matches_update_kubeconfig_output() -> None:
+    cfg = fixture("kubeconfig.json")
+    assert kube.find_context(cfg, "ml-gpu", "us-east-1") == "gpu-prod"
+    assert kube.find_context(cfg, "other", "us-east-1") == "arn:aws:eks:us-east-1:123456789012:cluster/other"
+    assert kube.find_context(cfg, "missing", "us-east-1") is None
+    assert kube.find_context({}, "ml-gpu") is None
+
+
+@pytest.mark.parametrize(
+    ("tolerations", "expected"),
+    [
+        ([{"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}], True),
+        ([{"key": "nvidia.com/gpu", "operator": "Exists"}], True),
+        ([{"operator": "Exists"}], True),
+        ([{"key": "nvidia.com/gpu", "operator": "Equal", "value": "false", "effect": "NoSchedule"}], False),
+        ([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}], False),
+        ([{"key": "other", "operator": "Exists"}], False),
+        ([], False),
+    ],
+)
+def test_tolerates_follows_kubernetes_rules(tolerations: list[dict], expected: bool) -> None:
+    taint = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+    assert kube.tolerates(tolerations, taint) is expected
+
+
+def test_quantity() -> None:
+    assert kube.quantity("500m") == 0.5
+    assert kube.quantity("16Gi") == 16 * 1024**3
+    assert kube.quantity("2") == 2
+    assert kube.quantity(None) == 0
+
+
+def test_healthy_gpu_cluster(compute: manifest.KubernetesCompute) -> None:
+    nodes = fixture("nodes.json")["items"]
+    assert kube.nodes_finding(nodes, compute).status == "ok"
+    assert "1 of 3 nodes offer 1 allocatable nvidia.com/gpu" in kube.nodes_finding(nodes, compute).detail
+    assert kube.taint_finding(nodes, compute).status == "ok"
+    dp = kube.device_plugin_finding(fixture("daemonsets.json")["items"], 1)
+    assert dp.status == "ok" and "1/1" in dp.detail
+    irsa = kube.irsa_finding(fixture("serviceaccount.json"), compute)
+    assert irsa.status == "ok" and "arn:aws:iam::123456789012:role/ml-gpu-jobs" in irsa.detail
+
+
+def test_gpu_taint_not_tolerated_by_the_manifest(compute: manifest.KubernetesCompute) -> None:
+    bare = compute.model_copy(update={"gpu": manifest.GpuScheduling(tolerations=[])})
+    f = kube.taint_finding(fixture("nodes.json")["items"], bare)
+    assert f.status == "fail" and "nvidia.com/gpu=true:NoSchedule" in f.detail
+    tol = json.loads(f.fix.split("tolerations in the manifest: ", 1)[1])  # type: ignore[union-attr]
+    assert tol == {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+
+
+def test_no_gpu_nodes_is_a_warning(compute: manifest.KubernetesCompute) -> None:
+    nodes = fixture("nodes_no_gpu.json")["items"]
+    f = kube.nodes_finding(nodes, compute)
+    assert f.status == "warn" and "none of 2 nodes has allocatable nvidia.com/gpu" in f.detail
+    assert kube.taint_finding(nodes, compute).status == "ok"
+
+
+def test_node_selector_matching(compute: manifest.KubernetesCompute) -> None:
+    nodes = fixture("nodes.json")["items"]
+    good = compute.model_copy(
+        update={"gpu": manifest.GpuScheduling(node_selector={"mlstack.io/pool": "gpu"})}
+    )
+    bad = compute.model_copy(update={"gpu": manifest.GpuScheduling(node_selector={"mlstack.io/pool": "tpu"})})
+    assert kube.node_selector_finding(nodes, good).status == "ok"  # type: ignore[union-attr]
+    assert kube.node_selector_finding(nodes, bad).status == "fail"  # type: ignore[union-attr]
+    assert kube.node_selector_finding(nodes, compute) is None
+
+
+def test_device_plugin_missing_or_not_ready() -> None:
+    missing = kube.device_plugin_finding(
+        [d for d in fixture("daemonsets.json")["items"] if "nvidia" not in json.dumps(d)], 1
+    )
+    assert missing.status == "fail" and "helm" in (missing.fix or "")
+    crashing = kube.device_plugin_finding(fixture("daemonsets_plugin_crashing.json")["items"], 1)
+    assert (
+        crashing.status == "fail"
+        and "0/1 pods ready" in crashing.detail
+        and "describe ds" in (crashing.fix or "")
+    )
+
+
+def test_irsa_missing(compute: manifest.KubernetesCompute) -> None:
+    f = kube.irsa_finding(fixture("serviceaccount_no_irsa.json"), compute)
+    assert f.status == "fail" and "eks.amazonaws.com/role-arn" in f.detail
+    assert (f.fix or "").startswith(
+        "kubectl -n ml-jobs annotate serviceaccount ml-jobs eks.amazonaws.com/role-arn="
+    )
+    assert kube.irsa_finding(None, compute).status == "fail"
+
+
+def test_argo_controller() -> None:
+    assert kube.controller_finding(fixture("deployments.json")["items"]).status == "ok"
+    down = kube.controller_finding(fixture("deployments_controller_down.json")["items"])
+    assert down.status == "fail" and "0/1 replicas ready" in down.detail
+    assert kube.controller_finding([]).status == "fail"
+
+
+def test_drift_equal_and_field_by_field() -> None:
+    cm = fixture("configmap.json")
+    local = fixture("manifest_prod.json")
+    assert kube.drift_finding(cm, local, "ml-jobs/mlstack-manifest").status == "ok"
+    changed = copy.deepcopy(local)
+    changed["artifacts"]["bucket"] = "vision-prod-artifacts-v2"
+    changed["compute"]["gpu"]["tolerations"] = []
+    changed["data"]["connection_name"] = "prod"
+    f = kube.drift_finding(cm, changed, "ml-jobs/mlstack-manifest")
+    assert f.status == "fail" and f.check == "orchestrator.drift" and "3 field(s)" in f.detail
+    assert (
+        'artifacts.bucket: deployed "vision-prod-artifacts" != local "vision-prod-artifacts-v2"' in f.detail
+    )
+    rows = kube.drift_rows(cm, changed)
+    assert {"path": "data.connection_name", "deployed": "<absent>", "local": "prod"} in rows
+    assert any(r["path"] == "compute.gpu.tolerations" for r in rows)
+
+
+def test_configmap_missing_or_without_manifest() -> None:
+    assert kube.drift_finding(None, {}, "ns/cm").status == "fail"
+    f = kube.drift_finding({"data": {"other": "x"}}, {}, "ns/cm")
+    assert f.status == "fail" and "holds no manifest" in f.detail
