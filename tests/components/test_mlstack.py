@@ -166,7 +166,7 @@ def test_a_secret_in_a_section_fails_the_program(pulumi_run) -> None:
     from mlstack.errors import ManifestError
 
     bad = {**LAKE, "password": "hunter2"}
-    with pytest.raises(ManifestError, match="data.password") as info:
+    with pytest.raises(ManifestError, match=r"data\.password") as info:
         pulumi_run(_stack(data_section=bad), project="p", stack="dev")
     assert "hunter2" not in str(info.value)
 
