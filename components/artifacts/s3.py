@@ -89,6 +89,12 @@ def grant_resource_name(role: Any, name: str | None, component: str, verb: str) 
     )
 
 
+def _bucket_location(bucket_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """GetBucketLocation carries no ``s3:prefix`` key, so the prefix-conditioned list statement never allows it;
+    SDKs call it to find the bucket's region."""
+    return [_policy.statement("BucketLocation", ["s3:GetBucketLocation"], [bucket_arn])]
+
+
 class _Grants:
     """grant_read / grant_write shared by created and referenced stores."""
 
@@ -100,7 +106,10 @@ class _Grants:
 
     def read_statements(self) -> list[dict[str, Any]]:
         """IAM statements for reading under the prefix (list the prefix, get objects and versions, decrypt)."""
-        stmts = _policy.s3_read_statements(self.bucket_arn, self.prefix)
+        stmts = [
+            *_bucket_location(self.bucket_arn),
+            *_policy.s3_read_statements(self.bucket_arn, self.prefix),
+        ]
         if self.kms_key_arn is not None:
             stmts += s3_kms_statements(self.kms_key_arn, self.region, write=False)
         return stmts
@@ -108,9 +117,11 @@ class _Grants:
     def write_statements(self) -> list[dict[str, Any]]:
         """IAM statements for reading and writing under the prefix (put, multipart, delete current versions,
         encrypt). Never deletes versions, never changes the bucket's configuration."""
-        stmts = _policy.s3_read_statements(self.bucket_arn, self.prefix) + _policy.s3_write_statements(
-            self.bucket_arn, self.prefix
-        )
+        stmts = [
+            *_bucket_location(self.bucket_arn),
+            *_policy.s3_read_statements(self.bucket_arn, self.prefix),
+            *_policy.s3_write_statements(self.bucket_arn, self.prefix),
+        ]
         if self.kms_key_arn is not None:
             stmts += s3_kms_statements(self.kms_key_arn, self.region, write=True)
         return stmts

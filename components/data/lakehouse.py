@@ -20,13 +20,14 @@ from .._args import Problems
 from .._s3 import (
     DEFAULT_ABORT_MULTIPART_DAYS,
     DEFAULT_NONCURRENT_DAYS,
+    SecureBucket,
     check_bucket_args,
     check_prefix,
     normalize_prefix,
     s3_kms_statements,
     secure_bucket,
 )
-from ..artifacts.s3 import S3ArtifactStore, grant_resource_name
+from ..artifacts.s3 import S3ArtifactStore, _bucket_location, grant_resource_name
 
 TYPE = "mlstack:data:S3Lakehouse"
 DEFAULT_PREFIX = "lakehouse"
@@ -261,6 +262,7 @@ class S3Lakehouse(pulumi.ComponentResource):
                     f"{store.prefix!r}, so grants on one reach the other's objects; give them sibling prefixes",
                     resource=self,
                 )
+            self.secure_bucket: SecureBucket | None = None
             self.bucket_name = store.bucket_name
             self.bucket_arn = store.bucket_arn
             self.kms_key_arn = store.kms_key_arn
@@ -385,8 +387,7 @@ class S3Lakehouse(pulumi.ComponentResource):
         stmts = [
             _policy.statement("AthenaQuery", _ATHENA_QUERY, [self.workgroup.arn]),
             _policy.statement("GlueRead", _GLUE_READ, [glue["catalog"], glue["database"], glue["tables"]]),
-            # GetBucketLocation carries no s3:prefix, so it cannot share the prefix-conditioned statement
-            _policy.statement("BucketLocation", ["s3:GetBucketLocation"], [self.bucket_arn]),
+            *_bucket_location(self.bucket_arn),
             *_policy.s3_read_statements(self.bucket_arn, self.prefix),
             *_renamed(_policy.s3_write_statements(self.bucket_arn, results_prefix), "Results"),
         ]

@@ -291,6 +291,12 @@ def test_grant_read_is_scoped_to_the_prefix(pulumi_run) -> None:
     stmts = _statements(pol.inputs["policy"])
     assert stmts["ReadObjects"]["Resource"] == [f"{bucket_arn}/ml/artifacts/*"]
     assert stmts["ListPrefix"]["Resource"] == [bucket_arn]
+    assert stmts["BucketLocation"] == {
+        "Sid": "BucketLocation",
+        "Effect": "Allow",
+        "Action": ["s3:GetBucketLocation"],
+        "Resource": [bucket_arn],
+    }
     assert stmts["ListPrefix"]["Condition"] == {
         "StringLike": {"s3:prefix": ["ml/artifacts/*", "ml/artifacts"]}
     }
