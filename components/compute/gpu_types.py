@@ -38,9 +38,9 @@ def architecture(name: str) -> str:
 
 
 def known_gpu_types() -> list[str]:
-    """Every GPU type in the table, ordered by family then size (GPUs, vCPUs)."""
+    """Every GPU type in the table, ordered by family then size."""
     types = prices.gpu_instance_types()
-    return sorted(types, key=lambda n: (types[n].family, types[n].gpus, types[n].vcpus, n))
+    return sorted(types, key=lambda n: (types[n].family, types[n].vcpus, types[n].gpus, n))
 
 
 def suggest(name: str, n: int = 3) -> list[str]:
@@ -101,3 +101,23 @@ def rows() -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def markdown_table() -> str:
+    """The GPU table as Markdown (docs/compute.md embeds it; a test keeps the two identical)."""
+
+    def f(v: float | None) -> str:
+        return "—" if v is None else f"{v:g}"
+
+    lines = [
+        "| instance type | GPUs | GPU | GPU memory (GiB) | vCPUs | memory (GiB) | $/h us-east-1 | $/h us-west-2 "
+        "| price as of |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows():
+        lines.append(
+            f"| {r['instance_type']} | {r['gpus']} | {r['gpu_model']} | {f(r['gpu_memory_gib'])} | {r['vcpus']} "
+            f"| {f(r['memory_gib'])} | {f(r['hourly_usd_us_east_1'])} | {f(r['hourly_usd_us_west_2'])} "
+            f"| {r['price_valid_as_of'] or '—'} |"
+        )
+    return "\n".join(lines) + "\n"

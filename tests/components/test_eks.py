@@ -546,3 +546,14 @@ def test_args_document_their_defaults() -> None:
                     )
                     text = doc.value.value
                     assert "Default" in text or "Required" in text, f"{node.name}: {text!r}"
+
+
+def test_docs_gpu_table_matches_the_shipped_table() -> None:
+    from pathlib import Path
+
+    from mlstack.components.compute import gpu_types
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "compute.md").read_text()
+    start, end = "<!-- gpu-table:start -->\n", "<!-- gpu-table:end -->"
+    embedded = doc[doc.index(start) + len(start) : doc.index(end)]
+    assert embedded == gpu_types.markdown_table(), "regenerate the table in docs/compute.md"
