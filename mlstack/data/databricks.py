@@ -147,9 +147,9 @@ def _literal(v: Any) -> str:
 
 def _schema_of(resp: StatementResponse) -> pa.Schema:
     cols = resp.manifest.schema.columns if resp.manifest and resp.manifest.schema else None
-    fields = []
+    fields: list[pa.Field] = []
     for c in cols or []:
-        tname = str(c.type_name.value if hasattr(c.type_name, "value") else c.type_name or "STRING").upper()
+        tname = (c.type_name.value if c.type_name is not None else "STRING").upper()
         t = _ARROW_TYPES.get(tname)
         if t is None and tname == "DECIMAL":
             t = pa.decimal128(c.type_precision or 38, c.type_scale or 0)

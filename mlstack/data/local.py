@@ -41,6 +41,7 @@ from mlstack.data.base import (
     WriteResult,
     batches_then,
     check_mode,
+    is_table_name,
     not_found,
     referenced_tables,
     split_name,
@@ -86,7 +87,7 @@ class LocalSource(DataSource):
 
     # ---------------------------------------------------------------- names and tables
     def _lake_name(self, name: str) -> str:
-        parts = split_name(name)
+        parts = split_name(name) if is_table_name(name) else []
         if len(parts) == 2 and parts[0].lower() in ("main", "lake"):
             parts = parts[1:]
         if len(parts) != 1 or not _LAKE_NAME.match(parts[0].lower()):
@@ -250,8 +251,6 @@ class LocalSource(DataSource):
     ) -> pa.Table:
         # a whole lake table in one go: a multithreaded dataset scan, no batch-by-batch Python overhead
         text = self._check_query(sql_or_table)
-        from mlstack.data.base import is_table_name
-
         if is_table_name(text) and not isinstance(version, Mapping):
             lake = self._lake_name(text)
             if self._is_lake_table(lake):
@@ -323,8 +322,6 @@ class LocalSource(DataSource):
         version: Version | Mapping[str, Version] = None,
     ) -> list[Shard]:
         """One shard per Parquet file of a lake table version; one SQL shard for a query or DuckDB table."""
-        from mlstack.data.base import is_table_name
-
         text = self._check_query(sql_or_table)
         if is_table_name(text) and not isinstance(version, Mapping):
             lake = self._lake_name(text)
@@ -368,10 +365,10 @@ class LocalSource(DataSource):
                     schema_mode="overwrite" if m == "overwrite" else None,
                 )
             except SchemaMismatchError as exc:
-                have = DeltaTable(str(path)).schema().to_arrow()
+                have = pa.schema(DeltaTable(str(path)).schema().to_arrow())
                 raise DataError(
                     f"cannot append to {name!r}: the data's columns do not match the table ({exc})",
-                    fix=f"the table has columns {', '.join(f.name for f in have)}; "
+                    fix=f"the table has columns {', '.join(have.names)}; "
                     "pass mode='overwrite' to replace the table and its schema",
                 ) from None
             except DeltaError as exc:

@@ -142,12 +142,17 @@ def _schema_from_description(description: Sequence[Any] | None) -> pa.Schema:
     return pa.schema(fields)
 
 
-def translate(exc: BaseException, what: str) -> Exception:
-    """A connector error as an mlstack error with a fix."""
+def translate(exc: BaseException, what: str, *, login: bool = False) -> Exception:
+    """A connector error as an mlstack error with a fix (during login, anything but the network is credentials)."""
     errno = getattr(exc, "errno", None)
     msg = (getattr(exc, "raw_msg", None) or str(exc)).strip()
     msg = re.sub(r"\s*\(request_id=[^)]*\)", "", msg).strip()
-    if errno in _LOGIN_ERRNOS or re.search(r"(login|authenticat|password|jwt|private key)", msg, re.I):
+    network = isinstance(exc, OSError) or re.search(r"(connection refused|timed out|resolve host)", msg, re.I)
+    if (
+        (login and not network)
+        or errno in _LOGIN_ERRNOS
+        or re.search(r"(login|authenticat|password|jwt|private key)", msg, re.I)
+    ):
         return CredentialsError(
             f"Snowflake refused the login ({what}): {msg}",
             fix="check the connections.toml entry named by the manifest's connection_name (user, key pair), "
@@ -216,7 +221,7 @@ class SnowflakeSource(DataSource):
                 try:
                     self._conn = snowflake.connector.connect(**self.connect_kwargs())
                 except (sf_errors.Error, OSError) as exc:
-                    raise translate(exc, "login") from None
+                    raise translate(exc, "login", login=True) from None
                 except Exception as exc:  # config errors (missing connection entry) have their own types
                     raise CredentialsError(
                         f"cannot connect to Snowflake: {exc}",

@@ -154,7 +154,7 @@ class FakeDatabricksSql:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-databricks", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="fake-databricks", daemon=True
         )
         self._thread.start()
         return self
