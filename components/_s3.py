@@ -6,7 +6,8 @@ What a bucket gets (each a separate pulumi-aws 7 resource, a child of the callin
 - SSE-KMS default encryption with S3 Bucket Keys, under a new KMS key with yearly rotation (or a key passed in);
 - all four public access blocks;
 - object ownership ``BucketOwnerEnforced`` (ACLs disabled);
-- a bucket policy denying any request not made over TLS 1.2+;
+- a bucket policy denying any request not made over TLS 1.2+, and uploads asking for another encryption
+  (or, with the key created here, another KMS key);
 - lifecycle rules aborting incomplete multipart uploads and expiring noncurrent versions;
 - optional server access logging to another bucket;
 - retained on ``pulumi destroy`` (bucket, key and every setting) unless the caller opts out explicitly.
@@ -177,6 +178,45 @@ def tls_only_statements(bucket_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
     ]
 
 
+def encryption_statements(
+    bucket_arn: pulumi.Input[str], key_arn: pulumi.Input[str] | None
+) -> list[dict[str, Any]]:
+    """Deny uploads that ask for another encryption than SSE-KMS, or (with ``key_arn``) another KMS key.
+
+    Requests without encryption headers stay allowed: default encryption applies the bucket's key to them
+    (SDKs send no header by default), which is why the conditions check that the header is present.
+    """
+    objects = pulumi.Output.concat(bucket_arn, "/*")
+    stmts: list[dict[str, Any]] = [
+        {
+            "Sid": "DenyNonKmsEncryption",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": [objects],
+            "Condition": {
+                "Null": {"s3:x-amz-server-side-encryption": "false"},
+                "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+            },
+        }
+    ]
+    if key_arn is not None:
+        stmts.append(
+            {
+                "Sid": "DenyOtherKmsKey",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": [objects],
+                "Condition": {
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+                    "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn},
+                },
+            }
+        )
+    return stmts
+
+
 def secure_bucket(
     name: str,
     parent: pulumi.Resource,
@@ -192,6 +232,7 @@ def secure_bucket(
     region: pulumi.Input[str] | None = None,
     tags: dict[str, str] | None = None,
     description: str = "mlstack bucket",
+    extra_lifecycle_rules: list[aws.s3.BucketLifecycleConfigurationRuleArgs] | None = None,
 ) -> SecureBucket:
     """Create a bucket with every secure default (see the module docstring) as children of ``parent``.
 
@@ -233,6 +274,17 @@ def secure_bucket(
         opts=opts(),
     )
     children.append(bucket)
+    if kms_key is not None:
+        # a readable name in the KMS console: alias/mlstack/<bucket>
+        children.append(
+            aws.kms.Alias(
+                f"{base}-key-alias",
+                name=pulumi.Output.concat("alias/mlstack/", bucket.bucket),
+                target_key_id=kms_key.key_id,
+                region=region,
+                opts=opts(),
+            )
+        )
 
     # S3 rejects concurrent configuration calls on one bucket ("OperationAborted"), so the settings are
     # applied one after the other: public access block first, so the bucket is never public for a moment.
@@ -278,7 +330,13 @@ def secure_bucket(
         f"{base}-policy",
         bucket=bucket.id,
         policy=pulumi.Output.from_input(
-            {"Version": "2012-10-17", "Statement": tls_only_statements(bucket.arn)}
+            {
+                "Version": "2012-10-17",
+                # the key-id check only for a key created here: a passed alias ARN would never match the key
+                # ARN clients send
+                "Statement": tls_only_statements(bucket.arn)
+                + encryption_statements(bucket.arn, key_arn if kms_key is not None else None),
+            }
         ).apply(lambda d: json.dumps(d, sort_keys=True)),
         region=region,
         opts=opts(pab, versioning),
@@ -310,6 +368,7 @@ def secure_bucket(
                 ),
             )
         )
+    rules += list(extra_lifecycle_rules or [])
     lifecycle = aws.s3.BucketLifecycleConfiguration(
         f"{base}-lifecycle",
         bucket=bucket.id,

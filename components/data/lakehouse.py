@@ -113,6 +113,10 @@ class S3LakehouseArgs(TypedDict, total=False):
     access_log_prefix: pulumi.Input[str]
     """Own bucket only: key prefix of the access logs. Default: ``s3-access/<bucket name>/``."""
 
+    results_expiration_days: int
+    """Own bucket only: days Athena query results are kept under ``<prefix>/_athena_results/`` before S3
+    expires them; ``0`` keeps them. Default: 30. (On an artifact store's bucket its lifecycle applies.)"""
+
     region: pulumi.Input[str]
     """Own bucket only: AWS region of every resource. Default: the provider's region; with an
     ``artifact_store`` the lakehouse always follows the store's region."""
@@ -136,6 +140,7 @@ _OWN_BUCKET_ONLY = (
     "access_log_bucket",
     "access_log_prefix",
     "region",
+    "results_expiration_days",
 )
 
 
@@ -224,6 +229,13 @@ class S3Lakehouse(pulumi.ComponentResource):
                 access_log_bucket=a.get("access_log_bucket"),
                 access_log_prefix=a.get("access_log_prefix"),
             )
+        results_days = a.get("results_expiration_days", 30)
+        if (
+            isinstance(results_days, bool)
+            or not isinstance(results_days, int)
+            or not 0 <= results_days <= 3650
+        ):
+            problems.add("results_expiration_days", results_days, "a whole number of days from 0 to 3650")
         db_name = a.get("database_name", re.sub(r"[-.]", "_", name.lower()))
         if not isinstance(db_name, str) or not _GLUE_NAME_RE.match(db_name):
             problems.add(
@@ -288,6 +300,18 @@ class S3Lakehouse(pulumi.ComponentResource):
                 region=a.get("region"),
                 tags=tags,
                 description="mlstack lakehouse",
+                extra_lifecycle_rules=[
+                    aws.s3.BucketLifecycleConfigurationRuleArgs(
+                        id="expire-athena-results",
+                        status="Enabled",
+                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(
+                            prefix=f"{self.prefix}/{RESULTS_DIR}/"
+                        ),
+                        expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=results_days),
+                    )
+                ]
+                if results_days
+                else None,
             )
             self.secure_bucket = sb
             self.bucket_name = sb.bucket.bucket

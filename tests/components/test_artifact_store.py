@@ -100,8 +100,34 @@ def test_bucket_policy_denies_non_tls(default_rec) -> None:
     arn = bucket.state["arn"]
     assert sorted(deny["Resource"]) == [arn, f"{arn}/*"]
     assert stmts["DenyOutdatedTls"]["Condition"] == {"NumericLessThan": {"s3:TlsVersion": "1.2"}}
+    # uploads may not ask for another encryption or another key (no header: default encryption applies)
+    objects = [f"{arn}/*"]
+    enc = stmts["DenyNonKmsEncryption"]
+    assert enc["Action"] == "s3:PutObject" and enc["Resource"] == objects
+    assert enc["Condition"] == {
+        "Null": {"s3:x-amz-server-side-encryption": "false"},
+        "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+    }
+    key_arn = rec.one(KEY).state["arn"]
+    other = stmts["DenyOtherKmsKey"]["Condition"]
+    assert other["StringNotEquals"] == {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}
+    assert other["Null"] == {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"}
     # nothing in the bucket policy allows anything
     assert all(s["Effect"] == "Deny" for s in stmts.values())
+    assert set(stmts) == {
+        "DenyInsecureTransport",
+        "DenyOutdatedTls",
+        "DenyNonKmsEncryption",
+        "DenyOtherKmsKey",
+    }
+
+
+def test_key_alias_names_the_bucket(default_rec) -> None:
+    rec, _ = default_rec
+    alias = rec.one("aws:kms/alias:Alias")
+    assert alias.inputs["name"] == "alias/mlstack/" + rec.one(BUCKET).state["bucket"]
+    assert alias.inputs["targetKeyId"] == rec.one(KEY).state["keyId"]
+    assert alias.options["retainOnDelete"] is True
 
 
 def test_lifecycle_defaults(default_rec) -> None:
@@ -212,6 +238,9 @@ def test_existing_key_and_logging_and_tuning(pulumi_run) -> None:
     assert lc.inputs["rules"][0]["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 2.0
     assert rec.stack_outputs["section"]["kms_key_arn"] == key_arn
     assert rec.stack_outputs["section"]["bucket"] == "acme-ml-artifacts"
+    assert not rec.by_type("aws:kms/alias:Alias")
+    sids = set(_statements(rec.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"]))
+    assert "DenyNonKmsEncryption" in sids and "DenyOtherKmsKey" not in sids  # a passed ARN may be an alias
 
 
 def test_explicit_opt_in_to_deletion(pulumi_run) -> None:

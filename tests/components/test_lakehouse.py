@@ -63,6 +63,20 @@ def test_own_bucket_is_a_secure_bucket(pulumi_run) -> None:
     }
 
 
+def test_own_bucket_expires_athena_results(pulumi_run) -> None:
+    rec = pulumi_run(lambda: _lake({"results_expiration_days": 7}))
+    rules = {
+        r["id"]: r
+        for r in rec.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
+    }
+    assert rules["expire-athena-results"]["filter"] == {"prefix": "lakehouse/_athena_results/"}
+    assert rules["expire-athena-results"]["expiration"] == {"days": 7.0}
+    assert "abort-incomplete-multipart-uploads" in rules and "expire-noncurrent-versions" in rules
+    rec0 = pulumi_run(lambda: _lake({"results_expiration_days": 0}))
+    lc = rec0.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    assert "expire-athena-results" not in {r["id"] for r in lc.inputs["rules"]}
+
+
 def test_glue_and_athena_configuration(pulumi_run) -> None:
     rec = pulumi_run(
         lambda: _lake({"prefix": "/tables/", "bytes_scanned_cutoff_per_query": 10 * 1024**3}, "ml-lake")
@@ -213,6 +227,7 @@ def test_invalid_args(pulumi_run) -> None:
                 {
                     "artifact_store": "my-bucket",
                     "bucket_name": "x-bucket",
+                    "results_expiration_days": 3,
                     "prefix": "",
                     "database_name": "Bad-Name",
                     "workgroup_name": "no spaces",
@@ -225,6 +240,7 @@ def test_invalid_args(pulumi_run) -> None:
     assert paths == {
         "artifact_store",
         "bucket_name",
+        "results_expiration_days",
         "prefix",
         "database_name",
         "workgroup_name",
@@ -241,7 +257,7 @@ def test_no_secret_in_outputs(pulumi_run) -> None:
 
 def test_every_args_field_documented() -> None:
     fields = _typed_dict_fields(ROOT / "components/data/lakehouse.py", "S3LakehouseArgs")
-    assert len(fields) >= 15
+    assert len(fields) >= 16
     for fname, doc in fields:
         assert doc and ("Default" in doc or "Requires" in doc), fname
     assert "from __future__ import annotations" not in (ROOT / "components/data/lakehouse.py").read_text()
