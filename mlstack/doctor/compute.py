@@ -39,7 +39,7 @@ def connect(c: KubernetesCompute, timeout: float, sink: Sink | None = None) -> k
     if sink:
         sink.add(ok("compute.context", f"kubeconfig context {ctx}"))
     try:
-        return kube.Cluster.from_kubeconfig(ctx, timeout)
+        return kube.Cluster.from_kubeconfig(cfg, ctx, timeout)
     except Exception as exc:
         if sink:
             sink.add(

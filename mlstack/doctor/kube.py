@@ -407,42 +407,42 @@ class Cluster:
         self.timeout = timeout
 
     @classmethod
-    def from_kubeconfig(cls, context: str | None, timeout: float, config_file: str | None = None) -> Cluster:
+    def from_kubeconfig(cls, kubeconfig: Mapping[str, Any], context: str | None, timeout: float) -> Cluster:
+        """A client for ``context`` of an already loaded kubeconfig (the client reads $KUBECONFIG only
+        once, at import, so the doctor passes the config it resolved itself)."""
         from kubernetes import config
 
-        return cls(config.new_client_from_config(config_file=config_file, context=context), timeout)
+        return cls(config.new_client_from_config_dict(dict(kubeconfig), context=context), timeout)
 
-    def _d(self, obj: Any) -> Any:
-        return self._api.sanitize_for_serialization(obj)
+    def _raw(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        """Call ``fn`` and return the JSON body as dicts: no model deserialisation (faster, and kubectl's shape)."""
+        resp = fn(*args, _request_timeout=self.timeout, _preload_content=False, **kw)
+        return json.loads(resp.data or b"null")
 
-    def server_version(self) -> str:
-        v = self.version.get_code(_request_timeout=self.timeout)
-        return str(v.git_version)
-
-    def nodes(self) -> list[dict[str, Any]]:
-        return self._d(self.core.list_node(_request_timeout=self.timeout)).get("items") or []
-
-    def daemonsets(self) -> list[dict[str, Any]]:
-        return (
-            self._d(self.apps.list_daemon_set_for_all_namespaces(_request_timeout=self.timeout)).get("items")
-            or []
-        )
-
-    def deployments(self) -> list[dict[str, Any]]:
-        return (
-            self._d(self.apps.list_deployment_for_all_namespaces(_request_timeout=self.timeout)).get("items")
-            or []
-        )
+    def _items(self, fn: Any, *args: Any, **kw: Any) -> list[dict[str, Any]]:
+        return list((self._raw(fn, *args, **kw) or {}).get("items") or [])
 
     def _get(self, fn: Any, *args: Any) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            return self._d(fn(*args, _request_timeout=self.timeout))
+            return self._raw(fn, *args)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+
+    def server_version(self) -> str:
+        return str((self._raw(self.version.get_code) or {}).get("gitVersion") or "?")
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self._items(self.core.list_node)
+
+    def daemonsets(self) -> list[dict[str, Any]]:
+        return self._items(self.apps.list_daemon_set_for_all_namespaces)
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return self._items(self.apps.list_deployment_for_all_namespaces)
 
     def service_account(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(self.core.read_namespaced_service_account, name, namespace)
@@ -454,35 +454,22 @@ class Cluster:
         return self._get(self.core.read_namespaced_pod, name, namespace)
 
     def pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        res = self.core.list_namespaced_pod(
-            namespace, label_selector=label_selector, _request_timeout=self.timeout
-        )
-        return self._d(res).get("items") or []
+        return self._items(self.core.list_namespaced_pod, namespace, label_selector=label_selector)
 
     def events(self, namespace: str, involved: str | None = None) -> list[dict[str, Any]]:
-        sel = f"involvedObject.name={involved}" if involved else None
-        res = self.core.list_namespaced_event(namespace, field_selector=sel, _request_timeout=self.timeout)
-        return self._d(res).get("items") or []
+        if involved:
+            return self._items(
+                self.core.list_namespaced_event, namespace, field_selector=f"involvedObject.name={involved}"
+            )
+        return self._items(self.core.list_namespaced_event, namespace)
 
     def workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            return self.custom.get_namespaced_custom_object(
-                "argoproj.io", "v1alpha1", namespace, "workflows", name, _request_timeout=self.timeout
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._get(
+            self.custom.get_namespaced_custom_object, "argoproj.io", "v1alpha1", namespace, "workflows", name
+        )
 
     def resource_quotas(self, namespace: str) -> list[dict[str, Any]]:
-        return (
-            self._d(self.core.list_namespaced_resource_quota(namespace, _request_timeout=self.timeout)).get(
-                "items"
-            )
-            or []
-        )
+        return self._items(self.core.list_namespaced_resource_quota, namespace)
 
 
 def api_error(exc: BaseException, c: KubernetesCompute, doing: str) -> Finding:

@@ -1,0 +1,115 @@
+"""The fetch layer end to end: kubeconfig context -> unmodified kubernetes client -> a loopback fake API
+server answering with the recorded fixtures -> the same findings as the pure functions."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlstack import manifest
+from mlstack.doctor import compute, explain, orchestrator
+from mlstack.doctor.core import run_checks
+from tests.doctor.conftest import fixture
+from tests.doctor.fake_k8s import FakeApi, serve, write_kubeconfig
+
+pytest.importorskip("kubernetes")
+
+
+@pytest.fixture
+def prod() -> manifest.Manifest:
+    return manifest.from_dict(fixture("manifest_prod.json"))
+
+
+@pytest.fixture
+def api() -> FakeApi:
+    a = FakeApi()
+    a.nodes = fixture("nodes.json")["items"]
+    a.daemonsets = fixture("daemonsets.json")["items"]
+    a.deployments = fixture("deployments.json")["items"]
+    a.add("serviceaccounts", fixture("serviceaccount.json"))
+    a.add("configmaps", fixture("configmap.json"))
+    return a
+
+
+@pytest.fixture
+def cluster_url(api: FakeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with serve(api) as url:
+        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", url)))
+        yield url
+
+
+def _statuses(report) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {f.check: f.status for f in report.findings}
+
+
+def test_healthy_cluster_end_to_end(prod: manifest.Manifest, cluster_url: str, api: FakeApi) -> None:
+    report = run_checks(compute.checks(prod) + orchestrator.checks(prod), timeout=10)
+    assert _statuses(report) == {
+        "compute.context": "ok",
+        "compute.api": "ok",
+        "compute.gpu_nodes": "ok",
+        "compute.gpu_taint": "ok",
+        "compute.device_plugin": "ok",
+        "compute.irsa": "ok",
+        "orchestrator.controller": "ok",
+        "orchestrator.manifest": "ok",
+        "orchestrator.drift": "ok",
+    }, report.findings
+    assert any(r.startswith("/api/v1/namespaces/ml-jobs/configmaps/mlstack-manifest") for r in api.requests)
+
+
+def test_drift_and_missing_irsa_end_to_end(prod: manifest.Manifest, cluster_url: str, api: FakeApi) -> None:
+    api.add("serviceaccounts", fixture("serviceaccount_no_irsa.json"))
+    local = copy.deepcopy(fixture("manifest_prod.json"))
+    local["artifacts"]["bucket"] = "vision-prod-artifacts-2"
+    m = manifest.from_dict(local)
+    report = run_checks(compute.checks(m) + orchestrator.checks(m), timeout=10)
+    by = {f.check: f for f in report.findings}
+    assert by["compute.irsa"].status == "fail"
+    assert by["orchestrator.drift"].status == "fail" and "artifacts.bucket" in by["orchestrator.drift"].detail
+    assert report.failed
+
+
+def test_no_context_for_the_cluster(
+    prod: manifest.Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", "http://127.0.0.1:9", cluster="other"))
+    )
+    report = run_checks(compute.checks(prod), timeout=5)
+    (f,) = report.findings
+    assert f.check == "compute.context" and f.status == "fail"
+    assert f.fix == "aws eks update-kubeconfig --name ml-gpu --region us-east-1"
+
+
+def test_explain_job_pod_and_workflow(prod: manifest.Manifest, cluster_url: str, api: FakeApi) -> None:
+    sc = fixture("job_untolerated_taint.json")
+    api.add("pods", sc["pod"])
+    api.events = sc["events"]
+    report = explain.explain_job(prod, sc["pod"]["metadata"]["name"], timeout=10)
+    assert "job.untolerated_taint" in _statuses(report)
+    wf = fixture("workflow_quota.json")["workflow"]
+    api.add("workflows", wf)
+    report = explain.explain_job(prod, "train-q", timeout=10)
+    assert [f.check for f in report.findings] == ["job.quota"]
+    report = explain.explain_job(prod, "nothing-here", timeout=10)
+    assert [f.check for f in report.findings] == ["job.not_found"]
+
+
+def test_api_server_that_never_answers(
+    prod: manifest.Manifest, silent_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{silent_port}"))
+    )
+    start = time.monotonic()
+    report = run_checks(compute.checks(prod) + orchestrator.checks(prod), timeout=1.5)
+    assert time.monotonic() - start < 1.5 + 1
+    by = {f.check: f for f in report.findings}
+    assert by["compute.context"].status == "ok"
+    assert by["compute.api"].status == "fail" and by["compute.api"].fix
+    assert by["orchestrator.controller"].status == "fail"
