@@ -139,6 +139,10 @@ class SnowflakeDataLayerArgs(TypedDict, total=False):
     ``private_key_pem`` is None. Default: a new 4096-bit RSA key pair (pulumi-tls); the private key is a
     secret output in the stack state."""
 
+    network_policy: str
+    """Existing network policy attached to the service user, limiting where jobs may log in from (e.g. the
+    cluster's NAT IPs). Default: none (the account's policy, if any, applies)."""
+
     connection_name: str
     """``connections.toml`` entry jobs use (written to the manifest's ``connection_name``). Default: none (the
     connector's default connection)."""
@@ -431,6 +435,7 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
             default_warehouse=self.warehouse.name,
             default_namespace=schema_fqn,
             default_secondary_roles_option="NONE",
+            network_policy=a.get("network_policy"),
             comment=comment,
             opts=child,
         )
@@ -598,6 +603,12 @@ def _validate(name: str, a: dict[str, Any]) -> dict[str, Any]:
     if isinstance(a.get("reader_role_name"), str) and a.get("reader_role_name") == a.get("writer_role_name"):
         p.add("writer_role_name", a["writer_role_name"], "a different name than reader_role_name")
 
+    policy = a.get("network_policy")
+    if policy is not None and (not isinstance(policy, str) or not _IDENT_RE.match(policy)):
+        p.add("network_policy", policy, "the name of an existing network policy")
+    policy = a.get("network_policy")
+    if policy is not None and (not isinstance(policy, str) or not _IDENT_RE.match(policy)):
+        p.add("network_policy", policy, "the name of an existing network policy")
     parent_role = a.get("parent_role", "SYSADMIN")
     if not isinstance(parent_role, str) or (parent_role and not _IDENT_RE.match(parent_role)):
         p.add("parent_role", parent_role, "an existing role name, or '' for none")

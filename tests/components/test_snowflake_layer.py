@@ -139,6 +139,12 @@ def test_service_user_uses_a_key_pair_only(pulumi_run) -> None:
     assert user.inputs["defaultNamespace"] == '"ML"."ML"'
     assert user.inputs["defaultSecondaryRolesOption"] == "NONE"
     assert not rec.by_type("snowflake:index/user:User")  # a SERVICE user, not a person
+    assert "networkPolicy" not in user.inputs
+
+
+def test_network_policy_on_the_user(pulumi_run) -> None:
+    rec, _ = _run(pulumi_run, {"network_policy": "EKS_NAT_ONLY"})
+    assert rec.one("snowflake:index/serviceUser:ServiceUser").inputs["networkPolicy"] == "EKS_NAT_ONLY"
 
 
 def test_private_key_is_only_a_secret_output(pulumi_run) -> None:
