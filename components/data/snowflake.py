@@ -606,9 +606,6 @@ def _validate(name: str, a: dict[str, Any]) -> dict[str, Any]:
     policy = a.get("network_policy")
     if policy is not None and (not isinstance(policy, str) or not _IDENT_RE.match(policy)):
         p.add("network_policy", policy, "the name of an existing network policy")
-    policy = a.get("network_policy")
-    if policy is not None and (not isinstance(policy, str) or not _IDENT_RE.match(policy)):
-        p.add("network_policy", policy, "the name of an existing network policy")
     parent_role = a.get("parent_role", "SYSADMIN")
     if not isinstance(parent_role, str) or (parent_role and not _IDENT_RE.match(parent_role)):
         p.add("parent_role", parent_role, "an existing role name, or '' for none")
