@@ -7,7 +7,7 @@ What a bucket gets (each a separate pulumi-aws 7 resource, a child of the callin
 - all four public access blocks;
 - object ownership ``BucketOwnerEnforced`` (ACLs disabled);
 - a bucket policy denying any request not made over TLS 1.2+, and uploads asking for another encryption
-  (or, with the key created here, another KMS key);
+  or another KMS key;
 - lifecycle rules aborting incomplete multipart uploads and expiring noncurrent versions;
 - optional server access logging to another bucket;
 - retained on ``pulumi destroy`` (bucket, key and every setting) unless the caller opts out explicitly.
@@ -30,7 +30,7 @@ from ._args import Problems, is_known
 # What S3 accepts for a bucket name; Pulumi's auto-name appends "-" and 7 characters.
 BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _AUTONAME_BASE_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{0,54}$")
-KMS_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:kms:[a-z0-9\-]+:\d{12}:(key|alias)/.+")
+KMS_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:kms:[a-z0-9\-]+:\d{12}:key/[A-Za-z0-9\-]+$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()\-/=]*$")
 
 DEFAULT_NONCURRENT_DAYS = 90
@@ -123,7 +123,8 @@ def check_bucket_args(
         problems.add(
             "kms_key_arn",
             kms_key_arn,
-            "a KMS key or alias ARN (arn:aws:kms:<region>:<account>:key/<id>); leave it out to create a key",
+            "a KMS key ARN, arn:aws:kms:<region>:<account>:key/<id> (not an alias: IAM grants and the bucket "
+            "policy name the key itself); leave it out to create a key",
         )
     for path, value, low, high in (
         ("noncurrent_version_expiration_days", noncurrent_version_expiration_days, 0, 36500),
@@ -332,10 +333,7 @@ def secure_bucket(
         policy=pulumi.Output.from_input(
             {
                 "Version": "2012-10-17",
-                # the key-id check only for a key created here: a passed alias ARN would never match the key
-                # ARN clients send
-                "Statement": tls_only_statements(bucket.arn)
-                + encryption_statements(bucket.arn, key_arn if kms_key is not None else None),
+                "Statement": tls_only_statements(bucket.arn) + encryption_statements(bucket.arn, key_arn),
             }
         ).apply(lambda d: json.dumps(d, sort_keys=True)),
         region=region,

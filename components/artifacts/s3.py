@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from mlstack.errors import UsageError
 from mlstack.manifest import validate_section
 
 from .. import _policy
@@ -41,8 +42,8 @@ class S3ArtifactStoreArgs(TypedDict, total=False):
     random suffix, so two stacks never collide."""
 
     kms_key_arn: pulumi.Input[str]
-    """ARN of an existing KMS key to encrypt with (its key policy must let this account's IAM policies use
-    it). Default: a new symmetric KMS key with automatic yearly rotation, retained with the bucket."""
+    """ARN of an existing KMS key (not an alias) to encrypt with; its key policy must let this account's IAM
+    policies use it. Default: a new symmetric KMS key with automatic yearly rotation, retained with the bucket."""
 
     noncurrent_version_expiration_days: int
     """Days a replaced or deleted object version is kept before S3 expires it; ``0`` keeps every version
@@ -81,8 +82,6 @@ def grant_resource_name(role: Any, name: str | None, component: str, verb: str) 
         return f"{component}-{verb}-{role._name}"
     if isinstance(role, str):
         return f"{component}-{verb}-{role}"
-    from mlstack.errors import UsageError
-
     raise UsageError(
         f"{component}.grant_{verb}: the role is an Output, so no stable resource name can be derived from it",
         fix=f"pass name=, e.g. store.grant_{verb}(role_name, name='{component}-{verb}-jobs')",
