@@ -141,6 +141,16 @@ def plan(
     program = runner.load_program(path, config_file)
     recording = runner.execute(program)
     skips = list(skip_rules or []) + _skip_from_config(program.config)
+    from mlstack.errors import ConfigError
+    from mlstack.plan.policy import RULES, load_rules
+
+    load_rules()
+    unknown = [s for s in skips if s not in RULES]
+    if unknown:
+        raise ConfigError(
+            f"mlstack:policySkip / --skip: no rule {', '.join(unknown)}",
+            fix="see docs/policy.md for the rule ids",
+        )
     return analyse(
         recording,
         config=program.config,

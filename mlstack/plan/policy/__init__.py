@@ -14,8 +14,20 @@ from mlstack.plan.policy.engine import (
     Context,
     Finding,
     Rule,
+    catalog_rows,
     evaluate,
+    load_rules,
     rule,
 )
 
-__all__ = ["RULES", "SEVERITIES", "Context", "Finding", "Rule", "evaluate", "rule"]
+__all__ = [
+    "RULES",
+    "SEVERITIES",
+    "Context",
+    "Finding",
+    "Rule",
+    "catalog_rows",
+    "evaluate",
+    "load_rules",
+    "rule",
+]

@@ -173,3 +173,21 @@ def evaluate(recording: Recording, *, skip: Iterable[str] = ()) -> list[Finding]
     order = {s: i for i, s in enumerate(SEVERITIES)}
     out.sort(key=lambda f: (order[f.severity], f.rule_id, f.resource_urn or ""))
     return out
+
+
+def catalog_rows() -> list[str]:
+    """One Markdown table row per rule (docs/policy.md embeds these; a test keeps them in step)."""
+    load_rules()
+    rows = []
+    for r in sorted(RULES.values(), key=lambda r: (RULE_MODULES_ORDER.get(r.service, 99), r.id)):
+        types = ", ".join(f"`{t}`" for t in r.types) or "stack outputs"
+        rows.append(f"| {r.id} | {r.severity} | {r.title} | {types} | {r.fix} |")
+    return rows
+
+
+RULE_MODULES_ORDER = {
+    s: n
+    for n, s in enumerate(
+        ("s3", "iam", "kms", "eks", "ec2", "kubernetes", "argo", "snowflake", "databricks", "outputs")
+    )
+}
