@@ -27,9 +27,10 @@ from mlstack.artifacts._model import blob_key
 from mlstack.errors import BackendError, CredentialsError, IntegrityError, NotFoundError
 
 SINGLE_PUT_MAX = 16 << 20  # above this, multipart
-PART_SIZE = 16 << 20  # minimum part size (grows so a file never needs more than 10,000 parts)
+PART_SIZE = 8 << 20  # smallest part; measured best against SeaweedFS on loopback (16-64 MiB were slower)
+MAX_PARTS = 1000  # parts grow past PART_SIZE so a big file needs at most this many (S3 allows 10,000)
 HEAD_FIRST_MIN = 1 << 20  # from this size, ask whether a blob exists before sending its bytes
-TRANSFER_THREADS = 16
+TRANSFER_THREADS = 10
 POOL_CONNECTIONS = 64
 
 _clients: dict[tuple[str | None, str, str], Any] = {}
@@ -72,6 +73,11 @@ def shared_client(endpoint_url: str | None, region: str) -> Any:
             session = boto3.session.Session()
             _clients[key] = session.client("s3", endpoint_url=endpoint_url, config=cfg)
         return _clients[key]
+
+
+def part_size(size: int) -> int:
+    """Part size for a multipart transfer of ``size`` bytes: PART_SIZE, larger for very big files."""
+    return max(PART_SIZE, -(-size // MAX_PARTS))
 
 
 def _code(exc: bexc.ClientError) -> str:
@@ -221,7 +227,7 @@ class S3Backend(Backend):
 
     def _multipart(self, path: Path, size: int, digest: str, progress: Progress | None) -> bool:
         key = self._key(blob_key(digest))
-        part = max(PART_SIZE, -(-size // 10_000))
+        part = part_size(size)
         up = self._call(
             "CreateMultipartUpload", key, self.client.create_multipart_upload, Bucket=self.bucket, Key=key
         )
@@ -300,7 +306,7 @@ class S3Backend(Backend):
             if progress:
                 progress(len(data))
             return
-        part = max(PART_SIZE, -(-size // 10_000))
+        part = part_size(size)
         h = hashlib.sha256()
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:

@@ -1,0 +1,50 @@
+"""The one-pass copy-and-hash and the S3 part sizing, at their edges."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+
+from mlstack.artifacts import _base
+from mlstack.artifacts._base import CHUNK, copy_hashing, sha256_file
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17, 9 * CHUNK])
+def test_copy_hashing_copies_and_hashes_every_byte(size: int) -> None:
+    data = bytes((i * 7 + i // 251) & 0xFF for i in range(size))
+    dst = io.BytesIO()
+    digest, n = copy_hashing(io.BytesIO(data), dst)
+    assert n == size
+    assert dst.getvalue() == data
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
+def test_copy_hashing_reports_progress_and_a_writer_failure() -> None:
+    seen: list[int] = []
+    data = b"x" * (2 * CHUNK + 5)
+    copy_hashing(io.BytesIO(data), io.BytesIO(), seen.append)
+    assert sum(seen) == len(data)
+
+    class Full(io.BytesIO):
+        def write(self, b: object) -> int:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        copy_hashing(io.BytesIO(b"y" * (5 * CHUNK)), Full())
+
+
+def test_sha256_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "f"
+    p.write_bytes(b"abc" * 100_000)
+    assert sha256_file(p) == (hashlib.sha256(b"abc" * 100_000).hexdigest(), 300_000)
+    assert _base.RING >= 2
+
+
+def test_s3_part_size_grows_for_big_files() -> None:
+    s3 = pytest.importorskip("mlstack.artifacts.s3")
+    assert s3.part_size(100 << 20) == s3.PART_SIZE
+    huge = 5 << 40  # 5 TiB, the S3 object limit
+    assert s3.part_size(huge) * s3.MAX_PARTS >= huge
+    assert -(-huge // s3.part_size(huge)) <= 10_000
