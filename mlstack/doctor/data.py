@@ -7,6 +7,7 @@ HTTP timeouts set from it, no retries), so a dead warehouse costs one timeout.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,9 @@ def local_findings(section: LocalData) -> list[Finding]:
 
 # ---------------------------------------------------------------- snowflake
 def snowflake_findings(section: SnowflakeData, timeout: float, sink: Sink, connect: Any = None) -> None:
+    connector = require("snowflake.connector", "snowflake", "the Snowflake checks")
     if connect is None:
-        connect = require("snowflake.connector", "snowflake", "the Snowflake checks").connect
+        connect = connector.connect
     t = max(1, round(timeout))
     kw: dict[str, Any] = {
         "account": section.account,
@@ -94,9 +96,13 @@ def snowflake_findings(section: SnowflakeData, timeout: float, sink: Sink, conne
         "database": section.database,
         "schema": section.schema_,
         "login_timeout": t,
-        "network_timeout": t,
-        "socket_timeout": t,
     }
+    # connector 5.x renamed the network timeouts; 4.x knows only the old names
+    major = int(str(getattr(connector, "__version__", "4")).split(".")[0] or 4)
+    if major >= 5:
+        kw.update(connect_timeout=t, query_timeout=t, request_timeout=t)
+    else:
+        kw.update(network_timeout=t, socket_timeout=t)
     if section.connection_name:
         kw["connection_name"] = section.connection_name
     where = f"Snowflake account {section.account} as {section.user}"
@@ -118,9 +124,16 @@ def snowflake_findings(section: SnowflakeData, timeout: float, sink: Sink, conne
     try:
         sink.add(ok("data.connection", f"connected to {where}"))
         cur = con.cursor()
-        cur.execute("SELECT CURRENT_ROLE(), CURRENT_WAREHOUSE()")
-        role, wh = (cur.fetchone() or (None, None))[:2]
-        if not wh:
+        role, wh = _scalar(cur, "SELECT CURRENT_ROLE()"), _scalar(cur, "SELECT CURRENT_WAREHOUSE()")
+        if wh is _UNKNOWN:
+            sink.add(
+                warn(
+                    "data.warehouse",
+                    "the server cannot say which warehouse is in use (CURRENT_WAREHOUSE() failed)",
+                    f"check by hand: SHOW GRANTS ON WAREHOUSE {section.warehouse}",
+                )
+            )
+        elif not wh:
             sink.add(
                 fail(
                     "data.warehouse",
@@ -138,7 +151,7 @@ def snowflake_findings(section: SnowflakeData, timeout: float, sink: Sink, conne
             )
         else:
             sink.add(ok("data.warehouse", f"warehouse {wh} in use"))
-        if role and str(role).upper() != section.role.upper():
+        if role and role is not _UNKNOWN and str(role).upper() != section.role.upper():
             sink.add(
                 warn(
                     "data.role",
@@ -147,7 +160,7 @@ def snowflake_findings(section: SnowflakeData, timeout: float, sink: Sink, conne
                 )
             )
         else:
-            sink.add(ok("data.role", f"role {role or section.role} in use"))
+            sink.add(ok("data.role", f"role {section.role if role in (None, _UNKNOWN) else role} in use"))
         cur.execute("SELECT 1")
         sink.add(ok("data.select", f"SELECT 1 returned {(cur.fetchone() or [None])[0]}"))
         try:
@@ -177,6 +190,19 @@ def snowflake_findings(section: SnowflakeData, timeout: float, sink: Sink, conne
             con.close()
         except Exception:
             pass
+
+
+_UNKNOWN: Any = object()
+
+
+def _scalar(cur: Any, sql: str) -> Any:
+    """The single value of ``sql``, or _UNKNOWN when the server does not support it."""
+    try:
+        cur.execute(sql)
+        row = cur.fetchone()
+        return row[0] if row else None
+    except Exception:  # the connector's ProgrammingError for an unsupported function
+        return _UNKNOWN
 
 
 def _snowflake_read_fail(section: SnowflakeData, why: str) -> Finding:
@@ -211,10 +237,13 @@ def databricks_findings(section: DatabricksData, timeout: float, sink: Sink, cli
             schema=section.schema_,
             wait_timeout=wait,
         )
-        state = getattr(getattr(resp.status, "state", None), "value", None) or str(resp.status.state)
-        if "SUCCEEDED" not in state:
+        # a statement still PENDING/RUNNING after wait_timeout is polled; the doctor's deadline bounds it
+        while _state(resp) in ("PENDING", "RUNNING"):
+            time.sleep(0.1)
+            resp = client.statement_execution.get_statement(resp.statement_id)
+        if _state(resp) != "SUCCEEDED":
             err = getattr(resp.status, "error", None)
-            raise RuntimeError(f"statement {state}: {getattr(err, 'message', None) or ''}".strip())
+            raise RuntimeError(f"statement {_state(resp)}: {getattr(err, 'message', None) or ''}".strip())
         return (resp.result.data_array or []) if resp.result else []
 
     try:
@@ -267,6 +296,11 @@ def databricks_findings(section: DatabricksData, timeout: float, sink: Sink, cli
     else:
         n = tables[0][0] if tables else 0
         sink.add(ok("data.read", f"{section.catalog}.{section.schema_} is readable ({n} tables)"))
+
+
+def _state(resp: Any) -> str:
+    state = getattr(getattr(resp, "status", None), "state", None)
+    return str(getattr(state, "value", state) or "")
 
 
 def _databricks_read_fail(section: DatabricksData, why: str) -> Finding:
