@@ -101,6 +101,7 @@ class S3Backend(Backend):
         self.endpoint_url = endpoint_url
         self.client = shared_client(endpoint_url, region)
         self._pool = cf.ThreadPoolExecutor(TRANSFER_THREADS, thread_name_prefix="mlstack-s3-part")
+        self._bucket_ok = False
 
     @classmethod
     def from_section(cls, section: Any) -> S3Backend:
@@ -162,8 +163,10 @@ class S3Backend(Backend):
             raise self._fail(exc, op, key) from exc
 
     def check(self) -> None:
-        """Fail fast with a clear error if the bucket is missing or the credentials are wrong."""
-        self._call("HeadBucket", None, self.client.head_bucket, Bucket=self.bucket)
+        """Fail fast with a clear error if the bucket is missing or the credentials are wrong (once)."""
+        if not self._bucket_ok:
+            self._call("HeadBucket", None, self.client.head_bucket, Bucket=self.bucket)
+            self._bucket_ok = True
 
     # ---- blobs
     def has_blob(self, digest: str) -> bool:
