@@ -197,11 +197,11 @@ def _measure(node: _Node, max_w: float) -> _Box:
     b.kids = [_measure(c, max_w - 2 * PAD) for c in node.children]
     # flow layout: chips first, then boxes, wrapping rows at max_w
     b.kids.sort(key=lambda k: (bool(k.kids), 0))
-    x, y, row_h, width = PAD, HEAD, 0.0, 0.0
+    x, y, row_h, width = float(PAD), float(HEAD), 0.0, 0.0
     for k in b.kids:
         if x > PAD and x + k.w > max_w - PAD:
             x, y = PAD, y + row_h + GAP
-            row_h = 0
+            row_h = 0.0
         k.x, k.y = x, y
         x += k.w + GAP
         row_h = max(row_h, k.h)
@@ -246,11 +246,11 @@ def svg(rec: Recording) -> str:
     tops = [_measure(n, MAX_W) for n in _forest(rec)]
     tops.sort(key=lambda k: (not bool(k.kids),))
     left = 70.0  # room for the dependency curves
-    x, y, row_h, width = left, GAP, 0.0, 0.0
+    x, y, row_h, width = left, float(GAP), 0.0, 0.0
     for k in tops:
         if x > left and x + k.w > MAX_W:
             x, y = left, y + row_h + 3 * GAP
-            row_h = 0
+            row_h = 0.0
         k.x, k.y = x, y
         x += k.w + 3 * GAP
         row_h = max(row_h, k.h)
