@@ -170,7 +170,7 @@ def s3_findings(section: S3Artifacts, timeout: float, sink: Sink, client: Any = 
     if creds is None:
         sink.add(_classify(bx.NoCredentialsError(), section, "signing"))
         return
-    sink.add(ok("artifacts.credentials", f"AWS credentials found ({getattr(creds, 'method', 'unknown')})"))
+    found = ok("artifacts.credentials", f"AWS credentials found ({getattr(creds, 'method', 'unknown')})")
     bucket = section.bucket
     try:
         client.head_bucket(Bucket=bucket)
@@ -181,8 +181,13 @@ def s3_findings(section: S3Artifacts, timeout: float, sink: Sink, client: Any = 
                 client.list_objects_v2(Bucket=bucket, MaxKeys=1)
             except Exception as again:
                 exc = again
-        sink.add(_classify(exc, section, f"HeadBucket {bucket}"))
+        problem = _classify(exc, section, f"HeadBucket {bucket}")
+        # credentials that were found but rejected get one finding, not "ok" and then "fail"
+        if problem.check != "artifacts.credentials":
+            sink.add(found)
+        sink.add(problem)
         return
+    sink.add(found)
     sink.add(ok("artifacts.bucket", f"bucket {bucket} reachable at {section.endpoint_url or section.region}"))
 
     try:

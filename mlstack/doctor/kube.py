@@ -355,37 +355,49 @@ def diff(deployed: Any, local: Any, path: str = "") -> list[tuple[str, Any, Any]
     return [] if deployed == local else [(path, deployed, local)]
 
 
-def drift_finding(cm: Mapping[str, Any] | None, local: Mapping[str, Any], where: str) -> Finding:
+MAX_DRIFT_FINDINGS = 20
+
+
+def drift_findings(cm: Mapping[str, Any] | None, local: Mapping[str, Any], where: str) -> list[Finding]:
+    """One ``orchestrator.drift`` finding per field that differs (path, deployed value, local value)."""
     if cm is None:
-        return fail(
-            "orchestrator.manifest",
-            f"ConfigMap {where} does not exist: workflow pods get no manifest",
-            "deploy the stack (`mlstack up`) or correct orchestrator.configmap",
-        )
+        return [
+            fail(
+                "orchestrator.manifest",
+                f"ConfigMap {where} does not exist: workflow pods get no manifest",
+                "deploy the stack (`mlstack up`) or correct orchestrator.configmap",
+            )
+        ]
     key, deployed = manifest_from_configmap(cm)
     if deployed is None:
-        return fail(
-            "orchestrator.manifest",
-            f"ConfigMap {where} holds no manifest JSON (keys: {', '.join(cm.get('data') or {}) or 'none'})",
-            "redeploy the stack (`mlstack up`) so it writes the manifest",
-        )
+        return [
+            fail(
+                "orchestrator.manifest",
+                f"ConfigMap {where} holds no manifest JSON (keys: {', '.join(cm.get('data') or {}) or 'none'})",
+                "redeploy the stack (`mlstack up`) so it writes the manifest",
+            )
+        ]
     changes = diff(deployed, local)
-    if changes:
-        shown = "; ".join(
-            f"{p}: deployed {json.dumps(a)} != local {json.dumps(b)}" for p, a, b in changes[:8]
+    if not changes:
+        return [ok("orchestrator.drift", f"the manifest in use equals ConfigMap {where}[{key}]")]
+    ns, _, name = where.partition("/")
+    fix = (
+        f"use the deployed manifest (kubectl -n {ns} get configmap {name} -o jsonpath='{{.data.{key}}}' "
+        "> mlstack.json), or redeploy with `mlstack up` so the cluster matches this one"
+    )
+    out = [
+        fail("orchestrator.drift", f"{path}: deployed {json.dumps(a)}, local {json.dumps(b)}", fix)
+        for path, a, b in changes[:MAX_DRIFT_FINDINGS]
+    ]
+    if len(changes) > MAX_DRIFT_FINDINGS:
+        out.append(
+            fail("orchestrator.drift", f"... and {len(changes) - MAX_DRIFT_FINDINGS} more fields differ", fix)
         )
-        more = f" (+{len(changes) - 8} more)" if len(changes) > 8 else ""
-        return fail(
-            "orchestrator.drift",
-            f"the manifest in use differs from ConfigMap {where}[{key}] in {len(changes)} field(s): {shown}{more}",
-            "use the deployed manifest (`mlstack outputs --json` / `kubectl get cm` ...) or redeploy "
-            "with `mlstack up` so the cluster matches",
-        )
-    return ok("orchestrator.drift", f"the manifest in use equals ConfigMap {where}[{key}]")
+    return out
 
 
 def drift_rows(cm: Mapping[str, Any], local: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The drift field by field, for --json."""
+    """The drift field by field as dicts (path, deployed, local)."""
     _key, deployed = manifest_from_configmap(cm)
     if deployed is None:
         return []

@@ -44,7 +44,7 @@ def argo_findings(cluster: Any, m: Manifest, sink: Sink) -> None:
         return
     if cm is not None:
         sink.add(ok("orchestrator.manifest", f"ConfigMap {ns}/{o.configmap} present"))
-    sink.add(kube.drift_finding(cm, m.to_dict(), f"{ns}/{o.configmap}"))
+    sink.extend(kube.drift_findings(cm, m.to_dict(), f"{ns}/{o.configmap}"))
 
 
 def checks(m: Manifest) -> list[Check]:

@@ -192,6 +192,7 @@ def test_seaweedfs_wrong_secret_is_a_credentials_failure(seaweedfs, monkeypatch:
     got = _run(
         manifest.S3Artifacts(bucket=bucket, region=seaweedfs.region, endpoint_url=seaweedfs.endpoint_url)
     )
+    assert list(got) == ["artifacts.credentials"], json.dumps(got)
     status, detail, fix = got["artifacts.credentials"]
     assert status == "fail" and "rejected the credentials (SignatureDoesNotMatch)" in detail, json.dumps(got)
     assert "aws configure" in (fix or "")

@@ -118,22 +118,33 @@ def test_argo_controller() -> None:
 def test_drift_equal_and_field_by_field() -> None:
     cm = fixture("configmap.json")
     local = fixture("manifest_prod.json")
-    assert kube.drift_finding(cm, local, "ml-jobs/mlstack-manifest").status == "ok"
+    (same,) = kube.drift_findings(cm, local, "ml-jobs/mlstack-manifest")
+    assert same.status == "ok" and "[manifest.json]" in same.detail
     changed = copy.deepcopy(local)
     changed["artifacts"]["bucket"] = "vision-prod-artifacts-v2"
     changed["compute"]["gpu"]["tolerations"] = []
     changed["data"]["connection_name"] = "prod"
-    f = kube.drift_finding(cm, changed, "ml-jobs/mlstack-manifest")
-    assert f.status == "fail" and f.check == "orchestrator.drift" and "3 field(s)" in f.detail
-    assert (
-        'artifacts.bucket: deployed "vision-prod-artifacts" != local "vision-prod-artifacts-v2"' in f.detail
+    got = kube.drift_findings(cm, changed, "ml-jobs/mlstack-manifest")
+    assert [f.check for f in got] == ["orchestrator.drift"] * 3 and all(f.status == "fail" for f in got)
+    details = [f.detail for f in got]
+    assert 'artifacts.bucket: deployed "vision-prod-artifacts", local "vision-prod-artifacts-v2"' in details
+    assert 'data.connection_name: deployed "<absent>", local "prod"' in details
+    assert any(
+        d.startswith("compute.gpu.tolerations: deployed [{") and d.endswith("local []") for d in details
     )
+    assert "kubectl -n ml-jobs get configmap mlstack-manifest" in (got[0].fix or "")
     rows = kube.drift_rows(cm, changed)
     assert {"path": "data.connection_name", "deployed": "<absent>", "local": "prod"} in rows
-    assert any(r["path"] == "compute.gpu.tolerations" for r in rows)
+
+
+def test_drift_is_capped() -> None:
+    cm = {"data": {"manifest.json": json.dumps({"version": 1, "artifacts": {f"k{i}": i for i in range(30)}})}}
+    got = kube.drift_findings(cm, {"version": 1, "artifacts": {}}, "ns/cm")
+    assert len(got) == kube.MAX_DRIFT_FINDINGS + 1 and got[-1].detail == "... and 10 more fields differ"
 
 
 def test_configmap_missing_or_without_manifest() -> None:
-    assert kube.drift_finding(None, {}, "ns/cm").status == "fail"
-    f = kube.drift_finding({"data": {"other": "x"}}, {}, "ns/cm")
+    (missing,) = kube.drift_findings(None, {}, "ns/cm")
+    assert missing.status == "fail" and missing.check == "orchestrator.manifest"
+    (f,) = kube.drift_findings({"data": {"other": "x"}}, {}, "ns/cm")
     assert f.status == "fail" and "holds no manifest" in f.detail
