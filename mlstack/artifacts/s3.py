@@ -163,10 +163,41 @@ class S3Backend(Backend):
             raise self._fail(exc, op, key) from exc
 
     def check(self) -> None:
-        """Fail fast with a clear error if the bucket is missing or the credentials are wrong (once)."""
+        """Fail with a clear error if the bucket is missing or the credentials are wrong (checked once).
+
+        A listing of the store's prefix, not HeadBucket: a role granted only this prefix (the
+        S3ArtifactStore grants) may list under it, while HeadBucket needs an unconditioned ListBucket.
+        """
         if not self._bucket_ok:
-            self._call("HeadBucket", None, self.client.head_bucket, Bucket=self.bucket)
+            prefix = f"{self.prefix}/" if self.prefix else ""
+            self._call(
+                "ListObjectsV2",
+                None,
+                self.client.list_objects_v2,
+                Bucket=self.bucket,
+                Prefix=prefix,
+                MaxKeys=1,
+            )
             self._bucket_ok = True
+
+    def _absent(self, key: str) -> bool:
+        """After a 403 on a key: is it simply missing?
+
+        S3 answers 403 rather than 404 for a missing key when the caller's ListBucket permission does not
+        cover the request (a prefix-conditioned grant never covers HEAD/GET). A listing tells them apart.
+        """
+        r = self._call(
+            "ListObjectsV2", key, self.client.list_objects_v2, Bucket=self.bucket, Prefix=key, MaxKeys=1
+        )
+        return not any(o["Key"] == key for o in r.get("Contents", []))
+
+    def _missing(self, exc: bexc.ClientError, key: str) -> bool:
+        """Whether a failed HEAD/GET of ``key`` means the key does not exist (raises for a missing bucket)."""
+        code = _code(exc)
+        if code in ("404", "NoSuchKey", "NotFound"):
+            self.check()  # a missing bucket also answers 404 to HEAD: tell the two apart
+            return True
+        return code in ("403", "AccessDenied") and self._absent(key)
 
     # ---- blobs
     def has_blob(self, digest: str) -> bool:
@@ -175,9 +206,7 @@ class S3Backend(Backend):
             self.client.head_object(Bucket=self.bucket, Key=key)
             return True
         except bexc.ClientError as exc:
-            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
-                # a missing bucket also answers 404 to HEAD: tell the two apart
-                self.check()
+            if self._missing(exc, key):
                 return False
             raise self._fail(exc, "HeadObject", key) from exc
         except bexc.BotoCoreError as exc:
@@ -290,7 +319,7 @@ class S3Backend(Backend):
         try:
             data: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except bexc.ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404"):
+            if self._missing(exc, key):
                 raise self._missing_blob(digest) from exc
             raise self._fail(exc, "GetObject", key) from exc
         except bexc.BotoCoreError as exc:
@@ -352,7 +381,7 @@ class S3Backend(Backend):
             r = self.client.get_object(Bucket=self.bucket, Key=k)
             return r["Body"].read(), str(r["ETag"])
         except bexc.ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404"):
+            if self._missing(exc, k):
                 return None
             raise self._fail(exc, "GetObject", k) from exc
         except bexc.BotoCoreError as exc:

@@ -44,11 +44,14 @@ def every(k: int, kinds: tuple[str, ...] = ("503", "reset-before", "reset-after"
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, plan: Plan) -> None:
+    def __init__(self, upstream: str, plan: Plan, *, deny_missing: bool = False) -> None:
+        """``deny_missing``: answer 403 AccessDenied where upstream says 404 for a key, as AWS does for a
+        caller whose ListBucket permission is prefix-conditioned."""
         u = urlsplit(upstream)
         self.upstream_host = u.hostname or "127.0.0.1"
         self.upstream_port = u.port or 80
         self.plan = plan
+        self.deny_missing = deny_missing
         self.counts: Counter[str] = Counter()
         self.requests = 0
         self._lock = threading.Lock()
@@ -98,6 +101,16 @@ class FaultProxy:
                 if fault == "reset-after":
                     self._reset()
                     return
+                if (
+                    proxy.deny_missing
+                    and status == 404
+                    and self.command in ("GET", "HEAD")
+                    and "?" not in self.path
+                ):
+                    status, reason, resp_headers = 403, "Forbidden", [("Content-Type", "application/xml")]
+                    data = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+                    with proxy._lock:
+                        proxy.counts["denied"] += 1
                 self.send_response(status, reason)
                 for k, v in resp_headers:
                     if k.lower() not in _HOP and k.lower() != "content-length":

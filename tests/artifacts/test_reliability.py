@@ -226,3 +226,24 @@ def test_503s_and_connection_resets_are_retried_without_duplicate_versions(
     assert dv.files == 25 and (tmp_path / "d-out" / "f7.txt").read_text() == "file 7\n" * 50
     # and the store behind the proxy holds exactly one version record per put
     assert sum("/flaky/versions/" in k for k in s3art.object_keys()) == 6
+
+
+def test_403_for_missing_keys_is_told_apart_from_a_real_denial(s3art: StoreEnv, tmp_path: Path) -> None:
+    """AWS answers 403, not 404, for a missing key when the role's ListBucket grant is prefix-scoped."""
+    from mlstack import manifest
+
+    with FaultProxy(
+        s3art.manifest["artifacts"]["endpoint_url"], lambda n, m, p: None, deny_missing=True
+    ) as proxy:
+        m = json.loads(json.dumps(s3art.manifest))
+        m["artifacts"]["endpoint_url"] = proxy.url
+        st = mlstack.artifacts.store(manifest.from_dict(m))
+        with pytest.raises(errors.ArtifactNotFound):
+            st.show("model:production")
+        big = _big(tmp_path / "big.bin", 20 << 20)  # multipart: asks whether the blob exists first
+        v = st.put("model", big, alias="production")
+        assert st.resolve("model:production").version == v.version == 1
+        assert st.get("model", tmp_path / "out.bin").read_bytes() == big.read_bytes()
+        with pytest.raises(errors.ArtifactNotFound, match="no alias 'staging'"):
+            st.show("model:staging")
+    assert proxy.counts["denied"] >= 2
