@@ -44,9 +44,13 @@ def _read_yaml(path: Path, what: str) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}", fix=f"check that {path} exists") from exc
+        raise ConfigError(
+            f"cannot read {what} {path}: {exc.strerror}", fix=f"check that {path} exists"
+        ) from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path} is not valid YAML: {exc}", fix=f"fix the YAML syntax in {path}") from exc
+        raise ConfigError(
+            f"{what} {path} is not valid YAML: {exc}", fix=f"fix the YAML syntax in {path}"
+        ) from exc
 
 
 def _config_value(value: Any) -> str:
@@ -68,7 +72,9 @@ def read_config(path: Path, project: str) -> dict[str, str]:
         raise ConfigError(f"config file {path} must be a YAML mapping", fix="start it with `config:`")
     cfg = doc.get("config", {}) or {}
     if not isinstance(cfg, dict):
-        raise ConfigError(f"`config` in {path} must be a mapping of keys to values", fix="see stacks/README.md")
+        raise ConfigError(
+            f"`config` in {path} must be a mapping of keys to values", fix="see stacks/README.md"
+        )
     out: dict[str, str] = {}
     for key, value in cfg.items():
         full = str(key) if ":" in str(key) else f"{project}:{key}"
@@ -76,7 +82,9 @@ def read_config(path: Path, project: str) -> dict[str, str]:
     return out
 
 
-def load_program(path: str | os.PathLike[str], config_file: str | os.PathLike[str] | None = None) -> StackProgram:
+def load_program(
+    path: str | os.PathLike[str], config_file: str | os.PathLike[str] | None = None
+) -> StackProgram:
     """Find the project, its program and its config; raise UsageError/ConfigError with the fix."""
     folder = Path(path)
     if folder.is_file() and folder.name in ("Pulumi.yaml", "Pulumi.yml"):
@@ -101,7 +109,9 @@ def load_program(path: str | os.PathLike[str], config_file: str | os.PathLike[st
     if main.is_dir():
         main = main / "__main__.py"
     if not main.is_file():
-        raise UsageError(f"{folder}: no program at {main}", fix="add __main__.py or set `main:` in Pulumi.yaml")
+        raise UsageError(
+            f"{folder}: no program at {main}", fix="add __main__.py or set `main:` in Pulumi.yaml"
+        )
     cfg_path: Path | None
     if config_file is not None:
         cfg_path = Path(config_file)
@@ -137,13 +147,16 @@ def execute(program: StackProgram, *, stack: str = "plan") -> mock_runtime.Recor
                 sys.path.remove(folder)
             except ValueError:  # pragma: no cover
                 pass
+            _forget_local_modules(folder)
 
     try:
         return mock_runtime.run(_program, project=program.project, stack=stack, config=program.config)
     except MlstackError:
         raise
     except AssertionError as exc:
-        raise ConfigError(f"{program.main}: {exc}", fix="declare at least one resource in the program") from exc
+        raise ConfigError(
+            f"{program.main}: {exc}", fix="declare at least one resource in the program"
+        ) from exc
     except Exception as exc:
         # pulumi wraps errors raised in the program; unwrap our own so the CLI prints their fix
         inner = _find_mlstack_error(exc)
@@ -153,6 +166,15 @@ def execute(program: StackProgram, *, stack: str = "plan") -> mock_runtime.Recor
             f"the stack program {program.main} failed under the mock runtime: {type(exc).__name__}: {exc}",
             fix="run again with --debug for the traceback",
         ) from exc
+
+
+def _forget_local_modules(folder: str) -> None:
+    """Drop modules imported from the project folder, so another project's same-named helpers load afresh."""
+    prefix = os.path.join(folder, "")
+    for name, mod in list(sys.modules.items()):
+        path = getattr(mod, "__file__", None) or ""
+        if path.startswith(prefix):
+            del sys.modules[name]
 
 
 def _find_mlstack_error(exc: BaseException) -> MlstackError | None:

@@ -164,3 +164,12 @@ def test_config_file_option_overrides_example(make_stack, tmp_path: Path) -> Non
     r = run_plan(folder, other)
     assert r.config_file == str(other.resolve())
     assert r.quota_needs[0]["vcpus_needed"] == 28
+
+
+def test_local_helper_modules_do_not_leak_between_projects(make_stack) -> None:
+    one = make_stack("import helpers, pulumi_aws as aws\naws.s3.Bucket(helpers.NAME)\n", {}, name="one")
+    (one / "helpers.py").write_text("NAME = 'from-one'\n")
+    two = make_stack("import helpers, pulumi_aws as aws\naws.s3.Bucket(helpers.NAME)\n", {}, name="two")
+    (two / "helpers.py").write_text("NAME = 'from-two'\n")
+    assert [r["name"] for r in run_plan(one).to_dict()["resources"]] == ["from-one"]
+    assert [r["name"] for r in run_plan(two).to_dict()["resources"]] == ["from-two"]
