@@ -113,3 +113,47 @@ def test_api_server_that_never_answers(
     assert by["compute.context"].status == "ok"
     assert by["compute.api"].status == "fail" and by["compute.api"].fix
     assert by["orchestrator.controller"].status == "fail"
+
+
+def test_cli_full_stack_with_drift_and_job(
+    cluster_url: str, api: FakeApi, moto_s3: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mlstack doctor` on an EKS + Argo + S3 stack (fake API server, moto), then `mlstack doctor job`."""
+    import json
+
+    import boto3
+
+    from mlstack.cli.main import main
+
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    s3.create_bucket(Bucket="vision-prod-artifacts")
+    s3.put_bucket_versioning(Bucket="vision-prod-artifacts", VersioningConfiguration={"Status": "Enabled"})
+    deployed = fixture("manifest_prod.json")
+    deployed["artifacts"]["endpoint_url"] = moto_s3
+    deployed["data"] = {"kind": "local", "path": str(tmp_path / "w.duckdb")}
+    cm = fixture("configmap.json")
+    cm["data"]["manifest.json"] = json.dumps(deployed)
+    api.add("configmaps", cm)
+    local = copy.deepcopy(deployed)
+    local["compute"]["gpu"]["tolerations"] = []  # someone edited the local copy
+    m = tmp_path / "m.json"
+    m.write_text(json.dumps(local))
+
+    code = main(["doctor", "--manifest", str(m), "--json", "--timeout", "10"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    by = {}
+    for f in out["findings"]:
+        by.setdefault(f["check"], []).append(f)
+    assert by["artifacts.versioning"][0]["status"] == "ok"
+    assert by["compute.api"][0]["status"] == "ok"
+    assert by["compute.gpu_taint"][0]["status"] == "fail"  # the edited manifest no longer tolerates the taint
+    (drift,) = by["orchestrator.drift"]
+    assert drift["status"] == "fail" and drift["detail"].startswith("compute.gpu.tolerations: deployed [{")
+
+    sc = fixture("job_gpu_max_node_group.json")
+    api.add("pods", sc["pod"])
+    api.events = sc["events"]
+    code = main(["doctor", "job", sc["pod"]["metadata"]["name"], "--manifest", str(m)])
+    text = capsys.readouterr().out
+    assert code == 1 and "job.node_group_max" in text and "maxSize" in text
