@@ -201,8 +201,22 @@ class LocalSource(DataSource):
         return duckdb.connect(":memory:")
 
     def _dataset(self, name: str, version: Version) -> tuple[pads.Dataset, int]:
+        """The Arrow dataset of one Delta version.
+
+        deltalake's own dataset reads through a Python-wrapped filesystem (~1.7x slower on a full scan);
+        for the common case — local files, no partition columns, no column mapping — the same files at
+        the same version go to pyarrow's native local filesystem instead.
+        """
         dt = self._delta(name, version)
-        return dt.to_pyarrow_dataset(), dt.version()
+        delta_ds = dt.to_pyarrow_dataset()
+        meta = dt.metadata()
+        mapping = (meta.configuration or {}).get("delta.columnMapping.mode", "none")
+        if not meta.partition_columns and mapping == "none":
+            uris = dt.file_uris()
+            paths = [u[len("file://") :] if u.startswith("file://") else u for u in uris]
+            if all(os.path.isabs(p) for p in paths):
+                return pads.dataset(paths, schema=delta_ds.schema, format=delta_ds.format), dt.version()
+        return delta_ds, dt.version()
 
     def _read_table(
         self, name: str, columns: Sequence[str] | None, version: Version
@@ -297,10 +311,10 @@ class LocalSource(DataSource):
             missing = re.search(r"Table with name (\S+) does not exist", str(exc))
             if missing:
                 raise not_found(missing.group(1), self._all_names(), "the local stack") from None
-            raise DataError(f"query failed: {_first_line(exc)}", fix="check table and column names") from None
+            raise DataError(f"query failed: {_first_line(exc)}", fix=_sql_fix(exc)) from None
         except duckdb.Error as exc:
             con.close()
-            raise DataError(f"query failed: {_first_line(exc)}", fix="check the SQL syntax") from None
+            raise DataError(f"query failed: {_first_line(exc)}", fix=_sql_fix(exc)) from None
         except BaseException:
             con.close()
             raise
@@ -414,3 +428,15 @@ class _Counted:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _sql_fix(exc: BaseException) -> str:
+    text = str(exc)
+    if "read-only" in text:
+        return (
+            "reads open the DuckDB file read-only; write tables with mlstack.data.write() or "
+            "`mlstack data load FILE TABLE`, or change the DuckDB file with duckdb itself"
+        )
+    if isinstance(exc, duckdb.BinderException | duckdb.CatalogException):
+        return "check the table and column names (`mlstack data tables` lists the tables)"
+    return "check the SQL syntax (DuckDB dialect)"

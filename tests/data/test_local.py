@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,32 @@ def test_lakehouse_kind_says_it_is_not_yet_supported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not yet supported") as err:
         mlstack.data.source(m)
     assert err.value.fix and "Athena" in err.value.fix
+
+
+def test_sql_errors_carry_a_specific_fix(local: Path) -> None:
+    db = local / "data" / "warehouse.duckdb"
+    db.parent.mkdir(parents=True)
+    duckdb.connect(str(db)).close()
+    mlstack.data.write("s", t(1))
+    with pytest.raises(DataError) as err:
+        mlstack.data.read_arrow("create table x as select 1")
+    assert "read-only" in (err.value.fix or "")
+    with pytest.raises(DataError) as err:
+        mlstack.data.read_arrow("select nope from s")
+    assert "column names" in (err.value.fix or "")
+
+
+def test_partitioned_delta_tables_read_and_shard_with_their_partition_values(local: Path) -> None:
+    from deltalake import write_deltalake
+
+    lake = local / "data" / "lake"
+    data = pa.table({"id": [1, 2, 3, 4], "region": ["n", "s", "n", "s"]})
+    write_deltalake(str(lake / "parted"), data, partition_by=["region"])
+    got = mlstack.data.read_arrow("parted").sort_by("id")
+    assert got.column("region").to_pylist() == ["n", "s", "n", "s"]
+    shards = mlstack.data.shards("parted", columns=["region", "id"])
+    assert len(shards) == 2
+    parts = [pickle.loads(pickle.dumps(s)).read() for s in shards]
+    assert all(p.column_names == ["region", "id"] for p in parts)
+    rows = sorted((r["id"], r["region"]) for p in parts for r in p.to_pylist())
+    assert rows == [(1, "n"), (2, "s"), (3, "n"), (4, "s")]
