@@ -142,15 +142,14 @@ class MLStack(pulumi.ComponentResource):
         self.manifest = pulumi.Output.all(*sections).apply(lambda s: build_manifest(project, stack, s))
 
         self.manifest_configmap = None
-        kind = self.compute.manifest_section.apply(lambda s: s.get("kind"))
         if a.get("publish_configmap", True):
-            self.manifest_configmap = self._publish(name, kind)
+            self.manifest_configmap = self._publish(name)
 
         if a.get("export_manifest", True):
             pulumi.export("manifest", self.manifest)
         self.register_outputs({"manifest": self.manifest, "jobs_role_arn": self.jobs_role_arn})
 
-    def _publish(self, name: str, kind: pulumi.Output[str]) -> Any:
+    def _publish(self, name: str) -> Any:
         """The manifest ConfigMap in the jobs namespace (Kubernetes compute only)."""
         if hasattr(self.orchestrator, "publish_manifest"):
             return self.orchestrator.publish_manifest(self.manifest)
@@ -191,12 +190,18 @@ class StackConfig:
         self._cfg = pulumi.Config(self.namespace)
         self.problems: list[tuple[str, Any, str]] = []
 
-    def _key(self, key: str) -> str:
+    def full_key(self, key: str) -> str:
+        """``key`` with the project namespace, as errors name it (``aws-snowflake:gpuMaxSize``)."""
         return f"{self.namespace}:{key}"
 
-    def _raw(self, key: str) -> str | None:
+    def problem(self, key: str, value: Any, why: str) -> None:
+        """Record a problem found by the program's own checks (reported with the others by ``check()``)."""
+        self.problems.append((self.full_key(key), value, why))
+
+    def raw(self, key: str) -> str | None:
+        """The raw string value (structured values as JSON text), None when unset; credential-like keys refused."""
         if _SECRETISH.search(key):
-            self.problems.append((self._key(key), "<not read>", "credentials never go in stack config"))
+            self.problems.append((self.full_key(key), "<not read>", "credentials never go in stack config"))
             return None
         return self._cfg.get(key)
 
@@ -209,48 +214,52 @@ class StackConfig:
         pattern: str | None = None,
         required: bool = False,
     ) -> str | None:
-        v = self._raw(key)
+        v = self.raw(key)
         if v is None:
             if required:
                 self.problems.append(
-                    (self._key(key), None, "required" + (f": one of {', '.join(choices)}" if choices else ""))
+                    (
+                        self.full_key(key),
+                        None,
+                        "required" + (f": one of {', '.join(choices)}" if choices else ""),
+                    )
                 )
             return default
         if choices is not None and v not in choices:
-            self.problems.append((self._key(key), v, f"one of: {', '.join(choices)}"))
+            self.problems.append((self.full_key(key), v, f"one of: {', '.join(choices)}"))
             return default
         if pattern is not None and not re.fullmatch(pattern, v):
-            self.problems.append((self._key(key), v, f"must match {pattern}"))
+            self.problems.append((self.full_key(key), v, f"must match {pattern}"))
             return default
         return v
 
     def integer(
         self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None
     ) -> int:
-        v = self._raw(key)
+        v = self.raw(key)
         if v is None:
             return default
         try:
             n = int(v)
         except ValueError:
-            self.problems.append((self._key(key), v, "an integer"))
+            self.problems.append((self.full_key(key), v, "an integer"))
             return default
         if (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
-            self.problems.append((self._key(key), n, f"between {minimum} and {maximum}"))
+            self.problems.append((self.full_key(key), n, f"between {minimum} and {maximum}"))
             return default
         return n
 
     def boolean(self, key: str, default: bool) -> bool:
-        v = self._raw(key)
+        v = self.raw(key)
         if v is None:
             return default
         if v.lower() in ("true", "false"):
             return v.lower() == "true"
-        self.problems.append((self._key(key), v, "true or false"))
+        self.problems.append((self.full_key(key), v, "true or false"))
         return default
 
     def strings(self, key: str, default: Sequence[str] = ()) -> list[str]:
-        v = self._raw(key)
+        v = self.raw(key)
         if v is None:
             return list(default)
         import json
@@ -260,7 +269,7 @@ class StackConfig:
         except ValueError:
             parsed = [x.strip() for x in v.split(",") if x.strip()]
         if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
-            self.problems.append((self._key(key), v, "a list of strings"))
+            self.problems.append((self.full_key(key), v, "a list of strings"))
             return list(default)
         return parsed
 
@@ -290,7 +299,7 @@ def gpu_cluster_args(cfg: StackConfig) -> dict[str, Any]:
         if t not in known:
             cfg.problems.append(
                 (
-                    cfg._key("gpuInstanceTypes"),
+                    cfg.full_key("gpuInstanceTypes"),
                     t,
                     "a GPU instance type in the shipped table: " + ", ".join(sorted(known)),
                 )
@@ -298,7 +307,7 @@ def gpu_cluster_args(cfg: StackConfig) -> dict[str, Any]:
     lo = cfg.integer("gpuMinSize", 0, minimum=0, maximum=1000)
     hi = cfg.integer("gpuMaxSize", 4, minimum=1, maximum=1000)
     if lo > hi:
-        cfg.problems.append((cfg._key("gpuMinSize"), lo, f"at most gpuMaxSize ({hi})"))
+        cfg.problems.append((cfg.full_key("gpuMinSize"), lo, f"at most gpuMaxSize ({hi})"))
     group: dict[str, Any] = {
         "name": cfg.string("gpuNodeGroupName", "gpu", pattern=r"[a-z0-9][a-z0-9-]{0,30}") or "gpu",
         "instance_types": types,
@@ -320,7 +329,7 @@ def gpu_cluster_args(cfg: StackConfig) -> dict[str, Any]:
     for c in args["public_access_cidrs"]:
         if c in ("0.0.0.0/0", "::/0"):
             cfg.problems.append(
-                (cfg._key("publicAccessCidrs"), c, "your office/VPN/CI CIDRs, never the whole internet")
+                (cfg.full_key("publicAccessCidrs"), c, "your office/VPN/CI CIDRs, never the whole internet")
             )
     zones = cfg.strings("availabilityZones", [])
     if zones:

@@ -20,7 +20,7 @@ tags = team_tags(team, cfg.string("costCenter", "cc-0000", pattern=r"cc-\d{4}") 
 vpc_id = cfg.string("vpcId", required=True, pattern=r"vpc-[0-9a-f]{8,17}")
 subnets = cfg.strings("privateSubnetIds")
 if len(subnets) < 2:
-    cfg.problems.append((cfg._key("privateSubnetIds"), subnets, "at least two private subnets in two zones"))
+    cfg.problem("privateSubnetIds", subnets, "at least two private subnets in two zones")
 pools = cfg.pools()
 sso_issuer = cfg.string("ssoIssuer", required=True, pattern=r"https://\S+")
 argo_url = cfg.string("argoUrl", required=True, pattern=r"https://\S+")

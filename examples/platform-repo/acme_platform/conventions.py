@@ -39,9 +39,9 @@ class PlatformConfig(StackConfig):
     """StackConfig plus the platform's own keys (a pool list validated against GPU_POOLS)."""
 
     def pools(self, key: str = "gpuPools") -> list[dict[str, Any]]:
-        raw = self._raw(key)
+        raw = self.raw(key)
         if raw is None:
-            self.problems.append((self._key(key), None, "required: a list of {pool, maxSize[, minSize]}"))
+            self.problems.append((self.full_key(key), None, "required: a list of {pool, maxSize[, minSize]}"))
             return []
         import json
 
@@ -50,11 +50,11 @@ class PlatformConfig(StackConfig):
         except ValueError:
             items = None
         if not isinstance(items, list) or not items:
-            self.problems.append((self._key(key), raw, "a non-empty list of {pool, maxSize[, minSize]}"))
+            self.problems.append((self.full_key(key), raw, "a non-empty list of {pool, maxSize[, minSize]}"))
             return []
         groups = []
         for n, item in enumerate(items):
-            where = f"{self._key(key)}[{n}]"
+            where = f"{self.full_key(key)}[{n}]"
             pool = item.get("pool") if isinstance(item, dict) else None
             if pool not in GPU_POOLS:
                 self.problems.append((f"{where}.pool", pool, "one of: " + ", ".join(GPU_POOLS)))
