@@ -27,6 +27,9 @@ def run_plan(
     skip_rules: list[str] | None = None,
 ) -> PlanResult:
     """Plan the Pulumi project at ``path`` offline (config from ``config_file`` or Pulumi.example.yaml)."""
+    from mlstack.errors import require
+
+    require("pulumi", "components", "mlstack plan")
     from mlstack.plan.result import plan
 
     return plan(path, config_file, skip_rules=skip_rules)

@@ -92,7 +92,9 @@ def _line(
     }
 
 
-def estimate(recording: Recording, groups: list[NodeGroupSpec], region: str, config: dict[str, str]) -> dict[str, Any]:
+def estimate(
+    recording: Recording, groups: list[NodeGroupSpec], region: str, config: dict[str, str]
+) -> dict[str, Any]:
     """The cost estimate: one line per priced item, totals, assumptions and what is not included."""
     doc = prices.table()
     lines: list[dict[str, Any]] = []
@@ -106,8 +108,14 @@ def estimate(recording: Recording, groups: list[NodeGroupSpec], region: str, con
         rate = prices.eks_hourly()
         lines.append(
             _line(
-                "EKS control plane (standard support)", r.urn, rate, rate, h, h,
-                f"${rate}/h per cluster", category="eks",
+                "EKS control plane (standard support)",
+                r.urn,
+                rate,
+                rate,
+                h,
+                h,
+                f"${rate}/h per cluster",
+                category="eks",
                 source=f"prices.json eks ({doc['data_as_of']['eks']})",
                 assumptions=["Kubernetes version in standard support (extended support: $0.60/h)"],
             )
@@ -116,11 +124,22 @@ def estimate(recording: Recording, groups: list[NodeGroupSpec], region: str, con
     nats = recording.by_type("aws:ec2/natGateway:NatGateway")
     for r in nats:
         rate = prices.nat_hourly()
-        extra = [] if region == "us-east-1" else [f"us-east-1 NAT rate used for {region} (no other region in table)"]
+        extra = (
+            []
+            if region == "us-east-1"
+            else [f"us-east-1 NAT rate used for {region} (no other region in table)"]
+        )
         lines.append(
             _line(
-                "NAT gateway", r.urn, rate, rate, h, h, f"${rate}/h per gateway (per-GB processing not included)",
-                category="network", source=f"prices.json nat_gateway ({doc['data_as_of']['nat_gateway']})",
+                "NAT gateway",
+                r.urn,
+                rate,
+                rate,
+                h,
+                h,
+                f"${rate}/h per gateway (per-GB processing not included)",
+                category="network",
+                source=f"prices.json nat_gateway ({doc['data_as_of']['nat_gateway']})",
                 assumptions=extra,
             )
         )
@@ -151,9 +170,15 @@ def estimate(recording: Recording, groups: list[NodeGroupSpec], region: str, con
         spec0 = next(s for s in specs if s is not None)
         lines.append(
             _line(
-                item, g.urn, lo * g.min_size, hi * g.max_size, h, h,
+                item,
+                g.urn,
+                lo * g.min_size,
+                hi * g.max_size,
+                h,
+                h,
                 f"${lo}/h x {g.min_size} node(s) at minimum, ${hi}/h x {g.max_size} at maximum",
-                category="compute", assumptions=asm,
+                category="compute",
+                assumptions=asm,
                 source=f"prices.json ec2, {region}, valid as of {spec0.price_valid_as_of if region == 'us-east-1' else 'snapshot (see docs/prices.md)'}",
             )
         )
@@ -174,33 +199,57 @@ def estimate(recording: Recording, groups: list[NodeGroupSpec], region: str, con
         hours = h if always_on else wh_hours
         asm = [
             f"${usd:.2f} per credit "
-            + ("(from config mlstack:snowflakeUsdPerCredit)" if usd_cfg else
-               "(ASSUMED default: prices.json has null; set mlstack:snowflakeUsdPerCredit to your contract rate)"),
-            "never suspends: runs 730 h/month" if always_on else
-            f"auto-suspends after {int(suspend or 0)} s: minimum $0 (suspended), maximum assumes {hours:.0f} running "
+            + (
+                "(from config mlstack:snowflakeUsdPerCredit)"
+                if usd_cfg
+                else "(ASSUMED default: prices.json has null; set mlstack:snowflakeUsdPerCredit to your contract rate)"
+            ),
+            "never suspends: runs 730 h/month"
+            if always_on
+            else f"auto-suspends after {int(suspend or 0)} s: minimum $0 (suspended), maximum assumes {hours:.0f} running "
             f"hours/month{' (from config)' if wh_from_cfg else ' (ASSUMED default; set mlstack:warehouseHoursPerMonth)'}",
         ]
         if credits is None:
-            lines.append(_line(f"Snowflake warehouse {i.get('name') or r.name} ({size})", r.urn, None, None, h, h,
-                               f"no credit rate in table for size {size}", category="snowflake"))
+            lines.append(
+                _line(
+                    f"Snowflake warehouse {i.get('name') or r.name} ({size})",
+                    r.urn,
+                    None,
+                    None,
+                    h,
+                    h,
+                    f"no credit rate in table for size {size}",
+                    category="snowflake",
+                )
+            )
             continue
         item = f"Snowflake warehouse {i.get('name') or r.name} ({size}, {n_min}..{n_max} cluster(s))"
         lo = 0.0 if not always_on else credits * n_min * usd
         lines.append(
             _line(
-                item, r.urn, lo, credits * n_max * usd, h if always_on else 0.0, hours,
-                f"{credits:g} credits/h per cluster x ${usd:.2f}/credit", category="snowflake",
-                assumptions=asm, source="prices.json snowflake.credits_per_hour (Snowflake docs)",
+                item,
+                r.urn,
+                lo,
+                credits * n_max * usd,
+                h if always_on else 0.0,
+                hours,
+                f"{credits:g} credits/h per cluster x ${usd:.2f}/credit",
+                category="snowflake",
+                assumptions=asm,
+                source="prices.json snowflake.credits_per_hour (Snowflake docs)",
             )
         )
         lines[-1]["hourly_usd_while_running"] = round(credits * n_min * usd, 4)
 
-    dbu_table = doc["databricks"]["unverified_third_party_reports"]["sql_warehouse_dbu_per_hour_commonly_cited"]
+    dbu_table = doc["databricks"]["unverified_third_party_reports"][
+        "sql_warehouse_dbu_per_hour_commonly_cited"
+    ]
     for r in recording.by_type("databricks:index/sqlEndpoint:SqlEndpoint"):
         i = unwrap_secrets(r.inputs)
         size = str(i.get("clusterSize") or "2X-Small")
         kind = (
-            "serverless" if i.get("enableServerlessCompute")
+            "serverless"
+            if i.get("enableServerlessCompute")
             else ("classic" if str(i.get("warehouseType") or "PRO").upper() == "CLASSIC" else "pro")
         )
         usd, usd_cfg = _rate(config, "mlstack:databricksUsdPerDbu", DEFAULT_USD_PER_DBU[kind])
@@ -214,25 +263,45 @@ def estimate(recording: Recording, groups: list[NodeGroupSpec], region: str, con
         asm = [
             f"{dbu} DBU/h for size {size} (ASSUMED: prices.json has null; third-party reports)",
             f"${usd:.2f} per DBU ({kind}) "
-            + ("(from config mlstack:databricksUsdPerDbu)" if usd_cfg else
-               "(ASSUMED default from third-party reports; set mlstack:databricksUsdPerDbu)"),
-            "never stops: runs 730 h/month" if always_on else
-            f"auto-stops after {int(stop or 0)} min: minimum $0, maximum assumes {hours:.0f} running hours/month",
+            + (
+                "(from config mlstack:databricksUsdPerDbu)"
+                if usd_cfg
+                else "(ASSUMED default from third-party reports; set mlstack:databricksUsdPerDbu)"
+            ),
+            "never stops: runs 730 h/month"
+            if always_on
+            else f"auto-stops after {int(stop or 0)} min: minimum $0, maximum assumes {hours:.0f} running hours/month",
         ]
         if kind != "serverless":
             asm.append("classic/pro DBU rate excludes the EC2 instances AWS bills for the warehouse")
         name = i.get("name") or r.name
         if dbu is None:
-            lines.append(_line(f"Databricks SQL warehouse {name} ({size})", r.urn, None, None, h, h,
-                               f"no DBU rate for size {size}", category="databricks"))
+            lines.append(
+                _line(
+                    f"Databricks SQL warehouse {name} ({size})",
+                    r.urn,
+                    None,
+                    None,
+                    h,
+                    h,
+                    f"no DBU rate for size {size}",
+                    category="databricks",
+                )
+            )
             continue
         lo = 0.0 if not always_on else dbu * n_min * usd
         lines.append(
             _line(
-                f"Databricks SQL warehouse {name} ({size}, {kind}, {n_min}..{n_max} cluster(s))", r.urn,
-                lo, dbu * n_max * usd, h if always_on else 0.0, hours,
-                f"{dbu} DBU/h per cluster x ${usd:.2f}/DBU", category="databricks",
-                assumptions=asm, source="prices.json databricks.unverified_third_party_reports (NOT first-party)",
+                f"Databricks SQL warehouse {name} ({size}, {kind}, {n_min}..{n_max} cluster(s))",
+                r.urn,
+                lo,
+                dbu * n_max * usd,
+                h if always_on else 0.0,
+                hours,
+                f"{dbu} DBU/h per cluster x ${usd:.2f}/DBU",
+                category="databricks",
+                assumptions=asm,
+                source="prices.json databricks.unverified_third_party_reports (NOT first-party)",
             )
         )
         lines[-1]["hourly_usd_while_running"] = round(dbu * n_min * usd, 4)
@@ -256,7 +325,11 @@ def estimate(recording: Recording, groups: list[NodeGroupSpec], region: str, con
         "price_data_as_of": doc["data_as_of"],
         "lines": lines,
         "totals": totals,
-        "unpriced": [{"item": x["item"], "resource": x["resource"], "why": x["basis"]} for x in lines if not x["priced"]],
+        "unpriced": [
+            {"item": x["item"], "resource": x["resource"], "why": x["basis"]}
+            for x in lines
+            if not x["priced"]
+        ],
         "assumptions": assumptions,
         "not_included": NOT_INCLUDED,
         "config_keys": CONFIG_KEYS,

@@ -112,7 +112,10 @@ def node_groups(recording: Recording) -> list[NodeGroupSpec]:
         lt_ref = i.get("launchTemplate") or {}
         lt = templates.get(str(lt_ref.get("id"))) if isinstance(lt_ref, dict) else None
         if lt is None and isinstance(lt_ref, dict) and lt_ref.get("name"):
-            lt = next((t for t in recording.by_type(LAUNCH_TEMPLATE) if t.inputs.get("name") == lt_ref["name"]), None)
+            lt = next(
+                (t for t in recording.by_type(LAUNCH_TEMPLATE) if t.inputs.get("name") == lt_ref["name"]),
+                None,
+            )
         if not types and lt is not None and isinstance(lt.inputs.get("instanceType"), str):
             types = [lt.inputs["instanceType"]]
         if not types:

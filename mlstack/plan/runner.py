@@ -162,6 +162,11 @@ def execute(program: StackProgram, *, stack: str = "plan") -> mock_runtime.Recor
         inner = _find_mlstack_error(exc)
         if inner is not None:
             raise inner from exc
+        missing = _missing_module(exc)
+        if missing is not None and missing.startswith("pulumi"):
+            from mlstack.errors import MissingExtraError
+
+            raise MissingExtraError(missing, "components", f"the stack program {program.main}") from exc
         raise MlstackError(
             f"the stack program {program.main} failed under the mock runtime: {type(exc).__name__}: {exc}",
             fix="run again with --debug for the traceback",
@@ -175,6 +180,17 @@ def _forget_local_modules(folder: str) -> None:
         path = getattr(mod, "__file__", None) or ""
         if path.startswith(prefix):
             del sys.modules[name]
+
+
+def _missing_module(exc: BaseException) -> str | None:
+    cur: BaseException | None = exc
+    seen: set[int] = set()
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, ModuleNotFoundError) and cur.name:
+            return cur.name.split(".")[0]
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def _find_mlstack_error(exc: BaseException) -> MlstackError | None:

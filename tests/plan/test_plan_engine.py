@@ -173,3 +173,11 @@ def test_local_helper_modules_do_not_leak_between_projects(make_stack) -> None:
     (two / "helpers.py").write_text("NAME = 'from-two'\n")
     assert [r["name"] for r in run_plan(one).to_dict()["resources"]] == ["from-one"]
     assert [r["name"] for r in run_plan(two).to_dict()["resources"]] == ["from-two"]
+
+
+def test_a_missing_provider_sdk_names_the_extra(make_stack) -> None:
+    from mlstack.errors import MissingExtraError
+
+    with pytest.raises(MissingExtraError) as info:
+        run_plan(make_stack("import pulumi_nosuchprovider\n", {}))
+    assert info.value.fix == "pip install 'mlstack[components]'"
