@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import hashlib
 import json
 import os
 import pickle as _pickle
@@ -152,8 +153,8 @@ class ArtifactStore:
             fix="`mlstack artifacts ls` lists the names; put one with `mlstack artifacts put NAME PATH`",
         )
 
-    def aliases(self, name: str) -> dict[str, int]:
-        """Alias -> version number for one artifact name."""
+    def aliases(self, name: str, *, parallel: bool = True) -> dict[str, int]:
+        """Alias -> version number for one artifact name (``parallel=False`` inside pool tasks: no nesting)."""
         prefix = f"artifacts/{check_name(name)}/aliases/"
         keys = [k for k in self.backend.list_keys(prefix) if k.endswith(".json")]
 
@@ -164,7 +165,8 @@ class ArtifactStore:
             d = json.loads(doc[0])
             return d["alias"], int(d["version"])
 
-        return dict(sorted(x for x in self._pool.map(read, keys) if x is not None))
+        found = self._pool.map(read, keys) if parallel and len(keys) > 1 else map(read, keys)
+        return dict(sorted(x for x in found if x is not None))
 
     def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
         """Every recorded move of an alias (oldest first; the last ``ALIAS_HISTORY`` are kept)."""
@@ -256,7 +258,8 @@ class ArtifactStore:
             v = self._record(n, nums[-1])
             if v is None:
                 return None
-            return _with_aliases(v, [f"{a}@{num}" for a, num in self.aliases(n).items()])
+            # runs on the pool: read aliases sequentially, since waiting on nested pool tasks can deadlock
+            return _with_aliases(v, [f"{a}@{num}" for a, num in self.aliases(n, parallel=False).items()])
 
         names = self.backend.list_children("artifacts")
         return [v for v in self._pool.map(latest, names) if v is not None]
@@ -348,8 +351,6 @@ class ArtifactStore:
         return out
 
     def _known(self, data: bytes, reuse: Callable[[str], bool]) -> tuple[str, bool]:
-        import hashlib
-
         d = hashlib.sha256(data).hexdigest()
         return (d, False) if reuse(d) else self.backend.put_bytes(data, d)
 
@@ -422,7 +423,9 @@ class ArtifactStore:
 
             entries = list(self._pool.map(one, files))
         listing = json.dumps({"schema": 1, "files": entries}, sort_keys=True, separators=(",", ":")).encode()
-        digest, _ = self.backend.put_bytes(listing)
+        digest = hashlib.sha256(listing).hexdigest()
+        if latest is None or latest.digest != digest:  # an unchanged folder writes nothing at all
+            self.backend.put_bytes(listing, digest)
         return digest, sum(e["size"] for e in entries), len(entries)
 
     def set_alias(self, name: str, version: int | str | Version, alias: str) -> Version:

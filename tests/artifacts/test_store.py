@@ -240,3 +240,21 @@ def test_parse_ref_forms() -> None:
     for bad in ("", "@3", "m@", "m@abc", "bad name", "m:", "m:1x", "../etc"):
         with pytest.raises(errors.UsageError):
             parse_ref(bad)
+
+
+def test_unchanged_folder_writes_nothing_and_ls_scales_past_the_pool(art: StoreEnv, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    for i in range(5):
+        (d / f"{i}.txt").write_text(str(i))
+    v = mlstack.artifacts.put("folder", d)
+    keys = art.object_keys()
+    again = mlstack.artifacts.put("folder", d)
+    assert again.unchanged and again.version == v.version
+    assert art.object_keys() == keys
+    if art.kind != "local":
+        return
+    # more names than pool workers, each with an alias: listing must not wait on nested pool tasks
+    for i in range(40):
+        mlstack.artifacts.put(f"n{i}", f"{i}".encode(), alias="prod")
+    assert len(mlstack.artifacts.ls()) == 41
