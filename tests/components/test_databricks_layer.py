@@ -19,6 +19,15 @@ SP = "databricks:index/servicePrincipal:ServicePrincipal"
 HOST = "https://dbc-123.cloud.databricks.com"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_pulumi_root() -> None:
+    """Start each test without the previous program's root stack: mock_runtime.run reuses it, so a failed
+    export of an earlier test would fail this one, and its exports would show up in this recording."""
+    from pulumi.runtime import settings
+
+    settings.ROOT.set(None)
+
+
 def _run(pulumi_run, args: dict[str, Any] | None = None, name: str = "dbx", **kw: Any):
     captured: dict[str, Any] = {}
 

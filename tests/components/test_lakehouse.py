@@ -21,6 +21,15 @@ KEY = "aws:kms/key:Key"
 POLICY = "aws:iam/rolePolicy:RolePolicy"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_pulumi_root() -> None:
+    """Start each test without the previous program's root stack: mock_runtime.run reuses it, so a failed
+    export of an earlier test would fail this one, and its exports would show up in this recording."""
+    from pulumi.runtime import settings
+
+    settings.ROOT.set(None)
+
+
 def _lake(args: dict[str, Any] | None = None, name: str = "lake") -> Any:
     from mlstack.components import S3Lakehouse
 

@@ -18,6 +18,15 @@ ROLE_GRANT = "snowflake:index/grantAccountRole:GrantAccountRole"
 ACCOUNT = {"account": "acme-ml"}
 
 
+@pytest.fixture(autouse=True)
+def _fresh_pulumi_root() -> None:
+    """Start each test without the previous program's root stack: mock_runtime.run reuses it, so a failed
+    export of an earlier test would fail this one, and its exports would show up in this recording."""
+    from pulumi.runtime import settings
+
+    settings.ROOT.set(None)
+
+
 def _layer(args: dict[str, Any] | None = None, name: str = "ml") -> Any:
     from mlstack.components import SnowflakeDataLayer
 
