@@ -71,13 +71,25 @@ def query(
         return
     table = reader.read_all()
     if json_out:
-        emit_json({"columns": table.column_names, "rows": table.to_pylist(), "row_count": table.num_rows})
+        emit_json({"columns": table.column_names, "rows": _json_rows(table), "row_count": table.num_rows})
         return
     shown = table if limit == 0 else table.slice(0, limit)
     print_table(None, table.column_names, ([r[c] for c in table.column_names] for r in shown.to_pylist()))
     more = table.num_rows - shown.num_rows
     tail = f" ({more} not shown; --limit 0 prints all, --out saves all)" if more else ""
     err_console.print(f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}{tail}")
+
+
+def _json_rows(table: Any) -> list[dict[str, Any]]:
+    """Rows for JSON: decimals become numbers (warehouses return NUMBER/DECIMAL for sums and money)."""
+    import decimal
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, decimal.Decimal):
+            return int(v) if v == v.to_integral_value() and v.as_tuple().exponent >= 0 else float(v)
+        return v
+
+    return [{k: conv(v) for k, v in row.items()} for row in table.to_pylist()]
 
 
 def _write_file(reader: Any, out: Path) -> int:

@@ -122,3 +122,54 @@ def test_load_of_an_unknown_format(stack: Path, tmp_path: Path, capsys: pytest.C
     f.write_bytes(b"x")
     assert main(["data", "load", str(f), "t"]) == 2
     assert ".csv or .parquet" in capsys.readouterr().err
+
+
+def _manifest_file(tmp_path: Path, section: dict) -> Path:
+    from tests.data.conftest import manifest_dict
+
+    path = tmp_path / "remote.json"
+    path.write_text(json.dumps(manifest_dict(section, tmp_path)), encoding="utf-8")
+    return path
+
+
+def test_fake_databricks_query_and_bad_credentials_through_the_cli(
+    fake_databricks, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mlstack.data.reset()
+    m = _manifest_file(tmp_path, fake_databricks.manifest_section())
+    fake_databricks.server.sql(
+        "create table sales as select range as id, range * 1.5 as amount from range(10)"
+    )
+    code, out = run_json(
+        capsys, "data", "query", "select count(*) as n, sum(amount) as s from sales", "-m", str(m)
+    )
+    assert code == 0 and out["rows"] == [{"n": 10, "s": 67.5}]
+    mlstack.data.reset()
+    fake_databricks.server.write_config(fake_databricks.config_file, token="dapi-revoked")
+    assert main(["data", "tables", "-m", str(m)]) == 1
+    err = capsys.readouterr().err
+    assert "refused the credentials" in err and "fix:" in err and "Traceback" not in err
+    mlstack.data.reset()
+
+
+@pytest.mark.fakesnow
+def test_fakesnow_load_and_query_through_the_cli(
+    snowflake_connection, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mlstack.data.reset()
+    csv = tmp_path / "sales.csv"
+    csv.write_text("id,amount\n1,10.5\n2,20\n", encoding="utf-8")
+    m = _manifest_file(tmp_path, snowflake_connection.manifest_section())
+    code, res = run_json(capsys, "data", "load", str(csv), "sales", "-m", str(m))
+    assert code == 0 and res["rows"] == 2
+    code, out = run_json(
+        capsys, "data", "query", "select count(*) as n, sum(amount) as s from sales", "-m", str(m)
+    )
+    assert code == 0 and out["rows"] == [{"N": 2, "S": 30.5}]
+    assert main(["data", "query", "select * from nope", "-m", str(m)]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    mlstack.data.reset()
+    bad = _manifest_file(tmp_path, {**snowflake_connection.manifest_section(), "connection_name": "gone"})
+    assert main(["data", "tables", "-m", str(bad)]) == 1
+    assert "connections.toml" in capsys.readouterr().err
+    mlstack.data.reset()
