@@ -574,7 +574,162 @@ def _template_tags(spec: Mapping[str, Any], labels: Mapping[str, str]) -> dict[s
     return tags
 
 
-class EksGpuCluster(pulumi.ComponentResource):
+class _JobsCluster:
+    """What EksGpuCluster and an existing cluster share: IRSA roles, the jobs identity, the compute section."""
+
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer_url: pulumi.Output[str]
+    region: pulumi.Output[str]
+    jobs_service_account_name: str
+    gpu_node_selector: dict[str, str]
+    gpu_tolerations: list[dict[str, str]]
+    artifact_store: Any
+    data_layer: Any
+    _component_name: str
+
+    def irsa_role(
+        self,
+        resource_name: str,
+        namespace: pulumi.Input[str],
+        service_account: pulumi.Input[str],
+        tags: Mapping[str, str] | None = None,
+    ) -> aws.iam.Role:
+        """A role only ``namespace/service_account`` of this cluster can assume (audience sts.amazonaws.com).
+
+        Other components (e.g. ArgoWorkflows for its server) use this for their own service accounts.
+        """
+        assert isinstance(self, pulumi.Resource)
+        return aws.iam.Role(
+            resource_name,
+            assume_role_policy=_policy.irsa_trust_policy(
+                self.oidc_provider_arn, self.oidc_issuer_url, namespace, service_account
+            ),
+            tags=dict(tags or {"mlstack:component": self._component_name}),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _jobs_identity(
+        self, name: str, ns_name: str, tags: Mapping[str, str], kopts: pulumi.ResourceOptions
+    ) -> None:
+        """The jobs namespace, its service account and the IRSA role pinned to it; owners grant to the role."""
+        self.jobs_namespace_name: str = ns_name
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-jobs",
+            metadata={
+                "name": ns_name,
+                "labels": {
+                    "app.kubernetes.io/managed-by": "mlstack",
+                    # GPU jobs often run as root in vendor images: enforce baseline, warn on restricted
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                },
+            },
+            opts=kopts,
+        )
+        self.jobs_namespace: pulumi.Output[str] = namespace.metadata.apply(lambda m: m["name"])
+        self.jobs_role = self.irsa_role(f"{name}-jobs", ns_name, self.jobs_service_account_name, tags)
+        self.jobs_service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-jobs",
+            metadata={
+                "name": self.jobs_service_account_name,
+                "namespace": self.jobs_namespace,
+                "labels": {"app.kubernetes.io/managed-by": "mlstack"},
+                "annotations": {"eks.amazonaws.com/role-arn": self.jobs_role.arn},
+            },
+            opts=kopts,
+        )
+        if self.artifact_store is not None:
+            self.artifact_store.grant_read(self.jobs_role)
+            self.artifact_store.grant_write(self.jobs_role)
+        if self.data_layer is not None and hasattr(self.data_layer, "grant_read"):
+            self.data_layer.grant_read(self.jobs_role)
+
+    def _device_plugin(self, name: str, kopts: pulumi.ResourceOptions) -> None:
+        labels = {"app.kubernetes.io/name": "nvidia-device-plugin", "app.kubernetes.io/managed-by": "mlstack"}
+        self.device_plugin = k8s.apps.v1.DaemonSet(
+            f"{name}-nvidia-device-plugin",
+            metadata={"name": "nvidia-device-plugin", "namespace": "kube-system", "labels": labels},
+            spec={
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "nvidia-device-plugin"}},
+                "updateStrategy": {"type": "RollingUpdate"},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "priorityClassName": "system-node-critical",
+                        "affinity": {
+                            "nodeAffinity": {
+                                "requiredDuringSchedulingIgnoredDuringExecution": {
+                                    "nodeSelectorTerms": [
+                                        {
+                                            "matchExpressions": [
+                                                {"key": GPU_LABEL, "operator": "In", "values": ["true"]},
+                                                {
+                                                    "key": DEVICE_PLUGIN_LABEL,
+                                                    "operator": "In",
+                                                    "values": ["daemonset"],
+                                                },
+                                            ]
+                                        }
+                                    ]
+                                }
+                            }
+                        },
+                        "tolerations": [
+                            {"key": GPU_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"},
+                            {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                        ],
+                        "containers": [
+                            {
+                                "name": "nvidia-device-plugin",
+                                "image": versions.NVIDIA_DEVICE_PLUGIN_IMAGE,
+                                "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
+                                "resources": {
+                                    "requests": {"cpu": "10m", "memory": "32Mi"},
+                                    "limits": {"memory": "128Mi"},
+                                },
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                                "volumeMounts": [
+                                    {"name": "device-plugins", "mountPath": "/var/lib/kubelet/device-plugins"}
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            {
+                                "name": "device-plugins",
+                                "hostPath": {"path": "/var/lib/kubelet/device-plugins"},
+                            }
+                        ],
+                    },
+                },
+            },
+            opts=kopts,
+        )
+
+    def _compute_section(self, cluster_name: pulumi.Input[str], image: str | None) -> pulumi.Output[dict]:
+        return pulumi.Output.all(cluster_name, self.region, self.jobs_namespace).apply(
+            lambda v: validate_section(
+                "compute",
+                {
+                    "kind": "kubernetes",
+                    "cluster_name": v[0],
+                    "region": v[1],
+                    "namespace": v[2],
+                    "service_account": self.jobs_service_account_name,
+                    "gpu": {
+                        "resource": gpu_types.GPU_RESOURCE,
+                        "node_selector": dict(self.gpu_node_selector),
+                        "tolerations": [dict(t) for t in self.gpu_tolerations],
+                    },
+                    **({"image": image} if image else {}),
+                },
+            )
+        )
+
+
+class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
     """An EKS cluster for GPU jobs: private, encrypted, logged, IRSA-ready, GPU groups that scale from zero.
 
     Outputs: ``cluster_name``, ``cluster_endpoint``, ``cluster_arn``, ``kubeconfig`` (secret),
@@ -871,64 +1026,15 @@ class EksGpuCluster(pulumi.ComponentResource):
         kopts = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[system_ng, coredns])
         self._k8s_opts = kopts
 
-        ns_name = a.get("jobs_namespace", "ml-jobs")
-        self.jobs_namespace_name: str = ns_name
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-jobs",
-            metadata={
-                "name": ns_name,
-                "labels": {
-                    "app.kubernetes.io/managed-by": "mlstack",
-                    # GPU jobs often run as root in vendor images: enforce baseline, warn on restricted
-                    "pod-security.kubernetes.io/enforce": "baseline",
-                    "pod-security.kubernetes.io/warn": "restricted",
-                },
-            },
-            opts=kopts,
-        )
-        self.jobs_namespace: pulumi.Output[str] = namespace.metadata.apply(lambda m: m["name"])
-        self.jobs_role = self.irsa_role(f"{name}-jobs", ns_name, self.jobs_service_account_name, tags)
-        self.jobs_service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-jobs",
-            metadata={
-                "name": self.jobs_service_account_name,
-                "namespace": self.jobs_namespace,
-                "labels": {"app.kubernetes.io/managed-by": "mlstack"},
-                "annotations": {"eks.amazonaws.com/role-arn": self.jobs_role.arn},
-            },
-            opts=kopts,
-        )
-        if self.artifact_store is not None:
-            self.artifact_store.grant_read(self.jobs_role)
-            self.artifact_store.grant_write(self.jobs_role)
-        if self.data_layer is not None and hasattr(self.data_layer, "grant_read"):
-            self.data_layer.grant_read(self.jobs_role)
+        self._jobs_identity(name, a.get("jobs_namespace", "ml-jobs"), tags, kopts)
 
         if a.get("device_plugin", True) and any(s["device_plugin"] == "daemonset" for s in gpu_specs):
             self._device_plugin(name, kopts)
         if a.get("cluster_autoscaler", True):
             self._cluster_autoscaler(name, cluster_name, tags, partition)
 
-        image = a.get("default_image")
-        self.manifest_section: pulumi.Output[dict] = pulumi.Output.all(
-            self.cluster.name, self.region, self.jobs_namespace
-        ).apply(
-            lambda v: validate_section(
-                "compute",
-                {
-                    "kind": "kubernetes",
-                    "cluster_name": v[0],
-                    "region": v[1],
-                    "namespace": v[2],
-                    "service_account": self.jobs_service_account_name,
-                    "gpu": {
-                        "resource": gpu_types.GPU_RESOURCE,
-                        "node_selector": dict(self.gpu_node_selector),
-                        "tolerations": [dict(t) for t in self.gpu_tolerations],
-                    },
-                    **({"image": image} if image else {}),
-                },
-            )
+        self.manifest_section: pulumi.Output[dict] = self._compute_section(
+            self.cluster.name, a.get("default_image")
         )
         self.register_outputs(
             {
@@ -950,26 +1056,15 @@ class EksGpuCluster(pulumi.ComponentResource):
             }
         )
 
-    # ---------------------------------------------------------------- public helpers
-    def irsa_role(
-        self,
-        resource_name: str,
-        namespace: pulumi.Input[str],
-        service_account: pulumi.Input[str],
-        tags: Mapping[str, str] | None = None,
-    ) -> aws.iam.Role:
-        """A role only ``namespace/service_account`` of this cluster can assume (audience sts.amazonaws.com).
-
-        Other components (e.g. ArgoWorkflows for its server) use this for their own service accounts.
-        """
-        return aws.iam.Role(
-            resource_name,
-            assume_role_policy=_policy.irsa_trust_policy(
-                self.oidc_provider_arn, self.oidc_issuer_url, namespace, service_account
-            ),
-            tags=dict(tags or {"mlstack:component": self._component_name}),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+    @staticmethod
+    def from_existing(
+        name: str,
+        args: "ExistingEksClusterArgs | None" = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> "ExistingEksCluster":
+        """Bring your own cluster: add mlstack's jobs namespace, service account and IRSA role to an EKS
+        cluster created elsewhere (see :class:`ExistingEksCluster`)."""
+        return ExistingEksCluster(name, args, opts)
 
     # ---------------------------------------------------------------- building blocks
     def _network(
@@ -1122,70 +1217,6 @@ class EksGpuCluster(pulumi.ComponentResource):
                 # cluster-autoscaler owns the node count once the group exists
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
-        )
-
-    def _device_plugin(self, name: str, kopts: pulumi.ResourceOptions) -> None:
-        labels = {"app.kubernetes.io/name": "nvidia-device-plugin", "app.kubernetes.io/managed-by": "mlstack"}
-        self.device_plugin = k8s.apps.v1.DaemonSet(
-            f"{name}-nvidia-device-plugin",
-            metadata={"name": "nvidia-device-plugin", "namespace": "kube-system", "labels": labels},
-            spec={
-                "selector": {"matchLabels": {"app.kubernetes.io/name": "nvidia-device-plugin"}},
-                "updateStrategy": {"type": "RollingUpdate"},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "priorityClassName": "system-node-critical",
-                        "affinity": {
-                            "nodeAffinity": {
-                                "requiredDuringSchedulingIgnoredDuringExecution": {
-                                    "nodeSelectorTerms": [
-                                        {
-                                            "matchExpressions": [
-                                                {"key": GPU_LABEL, "operator": "In", "values": ["true"]},
-                                                {
-                                                    "key": DEVICE_PLUGIN_LABEL,
-                                                    "operator": "In",
-                                                    "values": ["daemonset"],
-                                                },
-                                            ]
-                                        }
-                                    ]
-                                }
-                            }
-                        },
-                        "tolerations": [
-                            {"key": GPU_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"},
-                            {"key": "CriticalAddonsOnly", "operator": "Exists"},
-                        ],
-                        "containers": [
-                            {
-                                "name": "nvidia-device-plugin",
-                                "image": versions.NVIDIA_DEVICE_PLUGIN_IMAGE,
-                                "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
-                                "resources": {
-                                    "requests": {"cpu": "10m", "memory": "32Mi"},
-                                    "limits": {"memory": "128Mi"},
-                                },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
-                                "volumeMounts": [
-                                    {"name": "device-plugins", "mountPath": "/var/lib/kubelet/device-plugins"}
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            {
-                                "name": "device-plugins",
-                                "hostPath": {"path": "/var/lib/kubelet/device-plugins"},
-                            }
-                        ],
-                    },
-                },
-            },
-            opts=kopts,
         )
 
     def _cluster_autoscaler(
@@ -1383,4 +1414,164 @@ class EksGpuCluster(pulumi.ComponentResource):
                 },
             },
             opts=opts,
+        )
+
+
+class ExistingEksClusterArgs(TypedDict, total=False):
+    """Arguments of :meth:`EksGpuCluster.from_existing`: an EKS cluster mlstack did not create."""
+
+    cluster_name: str
+    """Required. Name of the existing EKS cluster (in the AWS provider's region)."""
+    oidc_provider_arn: pulumi.Input[str]
+    """Required. ARN of the cluster's IAM OIDC provider (`eksctl utils associate-iam-oidc-provider` creates
+    one)."""
+    oidc_issuer_url: pulumi.Input[str]
+    """Required. The cluster's OIDC issuer, `aws eks describe-cluster --query cluster.identity.oidc.issuer`."""
+    kubeconfig: pulumi.Input[str]
+    """Kubeconfig for the cluster. Default: built from cluster_endpoint and certificate_authority_data,
+    authenticating with `aws eks get-token`."""
+    cluster_endpoint: pulumi.Input[str]
+    """API server URL. Required unless kubeconfig is given."""
+    certificate_authority_data: pulumi.Input[str]
+    """Base64 cluster CA. Required unless kubeconfig is given."""
+    gpu_node_selector: dict[str, str]
+    """Node labels GPU steps select. Default: none (only GPU nodes advertise nvidia.com/gpu anyway)."""
+    gpu_tolerations: list[dict[str, str]]
+    """Tolerations GPU steps carry, matching your GPU nodes' taints. Default: tolerate any
+    ``nvidia.com/gpu`` taint with effect NoSchedule."""
+    device_plugin: bool
+    """Install the pinned NVIDIA device plugin on nodes labelled ``mlstack.dev/device-plugin=daemonset``.
+    Default: False (an existing GPU cluster usually runs one, or the GPU operator)."""
+    jobs_namespace: str
+    """Namespace where jobs run (created). Default: "ml-jobs"."""
+    jobs_service_account: str
+    """Service account jobs run as (created, with its IRSA role). Default: "mlstack-jobs"."""
+    artifact_store: Any
+    """An S3ArtifactStore: the jobs role gets read and write on it. Default: no artifact grant."""
+    data_layer: Any
+    """A data layer with ``grant_read(role)``: the jobs role gets read on it. Default: no data grant."""
+    default_image: str
+    """Default container image for pipeline steps, written to the manifest. Default: none."""
+    tags: dict[str, str]
+    """Tags added to the AWS resources created (IAM roles). Default: {"mlstack:component": <name>}."""
+
+
+def _validate_existing(name: str, a: Mapping[str, Any]) -> None:
+    p = Problems(f"EksGpuCluster.from_existing {name!r}")
+    p.unknown_keys(a, ExistingEksClusterArgs)
+    cn = a.get("cluster_name")
+    if not isinstance(cn, str) or not _CLUSTER_NAME.match(cn):
+        p.add("cluster_name", cn, "required; the existing cluster's name")
+    for key in ("oidc_provider_arn", "oidc_issuer_url"):
+        if a.get(key) is None:
+            p.add(key, None, "required for IRSA (the jobs role trusts this cluster's OIDC provider)")
+    v = a.get("oidc_issuer_url")
+    if isinstance(v, str) and not v.startswith("https://"):
+        p.add("oidc_issuer_url", v, "the issuer URL, https://oidc.eks.<region>.amazonaws.com/id/<id>")
+    if a.get("kubeconfig") is None:
+        for key in ("cluster_endpoint", "certificate_authority_data"):
+            if a.get(key) is None:
+                p.add(key, None, "required unless kubeconfig is given")
+    for key, default in (("jobs_namespace", "ml-jobs"), ("jobs_service_account", "mlstack-jobs")):
+        val = a.get(key, default)
+        if not isinstance(val, str) or not _DNS_LABEL.match(val):
+            p.add(key, val, "a DNS label: lowercase letters, digits and '-', at most 63")
+    if a.get("jobs_namespace") in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        p.add("jobs_namespace", a["jobs_namespace"], "a namespace of its own, not a system namespace")
+    sel = a.get("gpu_node_selector", {})
+    if not isinstance(sel, Mapping):
+        p.add("gpu_node_selector", sel, "a dict of label key -> value")
+    tols = a.get("gpu_tolerations")
+    if tols is not None:
+        if not isinstance(tols, list):
+            p.add("gpu_tolerations", tols, "a list of tolerations")
+        else:
+            from mlstack.manifest import Toleration
+
+            for i, t in enumerate(tols):
+                try:
+                    Toleration.model_validate(t)
+                except Exception as exc:  # pydantic ValidationError: report, do not crash
+                    p.add(f"gpu_tolerations[{i}]", t, str(exc).splitlines()[-1].strip())
+    store = a.get("artifact_store")
+    if store is not None and not (hasattr(store, "grant_read") and hasattr(store, "grant_write")):
+        p.add("artifact_store", type(store).__name__, "an artifact store with grant_read/grant_write")
+    if "device_plugin" in a and not isinstance(a["device_plugin"], bool):
+        p.add("device_plugin", a["device_plugin"], "True or False")
+    p.raise_if_any()
+
+
+class ExistingEksCluster(pulumi.ComponentResource, _JobsCluster):
+    """An EKS cluster created elsewhere, with mlstack's jobs namespace, service account and IRSA role added.
+
+    Same outputs as :class:`EksGpuCluster` where they make sense (``node_groups`` and ``gpu_node_group_specs``
+    are empty: mlstack does not manage the nodes, so `mlstack plan` cannot cost them). Create it with
+    :meth:`EksGpuCluster.from_existing`.
+    """
+
+    manifest_section: pulumi.Output[dict]
+
+    def __init__(
+        self,
+        name: str,
+        args: ExistingEksClusterArgs | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("mlstack:compute:ExistingEksCluster", name, None, opts)
+        a: dict[str, Any] = dict(args or {})
+        _validate_existing(name, a)
+        self._component_name = name
+        region = aws.config.region
+        if not region:
+            raise InputPropertiesError(
+                f"EksGpuCluster.from_existing {name!r}",
+                [("aws:region", None, "set `pulumi config set aws:region <region>` (or AWS_REGION)")],
+            )
+        self.region = pulumi.Output.from_input(region)
+        self.kubernetes_version: str | None = None
+        self.cluster_name: pulumi.Output[str] = pulumi.Output.from_input(a["cluster_name"])
+        self.cluster_endpoint: pulumi.Output[str | None] = pulumi.Output.from_input(a.get("cluster_endpoint"))
+        self.oidc_provider_arn = pulumi.Output.from_input(a["oidc_provider_arn"])
+        self.oidc_issuer_url = pulumi.Output.from_input(a["oidc_issuer_url"])
+        self.jobs_service_account_name = a.get("jobs_service_account", "mlstack-jobs")
+        self.artifact_store = a.get("artifact_store")
+        self.data_layer = a.get("data_layer")
+        self.gpu_node_selector = dict(a.get("gpu_node_selector", {}))
+        self.gpu_tolerations = [
+            dict(t)
+            for t in a.get(
+                "gpu_tolerations", [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]
+            )
+        ]
+        self.node_groups: dict[str, aws.eks.NodeGroup] = {}
+        self.gpu_node_group_specs: list[dict[str, Any]] = []
+        tags = {"mlstack:component": name, **(a.get("tags") or {})}
+        if a.get("kubeconfig") is not None:
+            self.kubeconfig = pulumi.Output.secret(a["kubeconfig"])
+        else:
+            self.kubeconfig = pulumi.Output.secret(
+                pulumi.Output.all(
+                    a["cluster_name"], a["cluster_endpoint"], a["certificate_authority_data"], region
+                ).apply(lambda v: _kubeconfig(*v))
+            )
+        self.provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.kubeconfig, opts=pulumi.ResourceOptions(parent=self)
+        )
+        kopts = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        self._jobs_identity(name, a.get("jobs_namespace", "ml-jobs"), tags, kopts)
+        if a.get("device_plugin", False):
+            self._device_plugin(name, kopts)
+        self.manifest_section = self._compute_section(self.cluster_name, a.get("default_image"))
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "kubeconfig": self.kubeconfig,
+                "oidc_provider_arn": self.oidc_provider_arn,
+                "oidc_issuer_url": self.oidc_issuer_url,
+                "jobs_namespace": self.jobs_namespace,
+                "jobs_service_account_name": self.jobs_service_account_name,
+                "jobs_role_arn": self.jobs_role.arn,
+                "region": self.region,
+                "manifest_section": self.manifest_section,
+            }
         )

@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 from mlstack.manifest import from_dict, validate_section
 
 from .._args import Problems
-from ..compute.eks import ROLE_LABEL, EksGpuCluster
+from ..compute.eks import ROLE_LABEL, EksGpuCluster, ExistingEksCluster
 from . import versions
 
 MANIFEST_CONFIGMAP = "mlstack-manifest"
@@ -59,8 +59,9 @@ class ArgoSsoArgs(TypedDict, total=False):
 class ArgoWorkflowsArgs(TypedDict, total=False):
     """Arguments of :class:`ArgoWorkflows`."""
 
-    cluster: EksGpuCluster
-    """Required. The cluster to install into (its provider, jobs namespace and jobs service account)."""
+    cluster: EksGpuCluster | ExistingEksCluster
+    """Required. The cluster to install into (its provider, jobs namespace and jobs service account): an
+    EksGpuCluster, or ``EksGpuCluster.from_existing(...)`` for a cluster created elsewhere."""
     artifact_store: Any
     """The artifact store (S3ArtifactStore) holding Argo's artifacts under "<store prefix>/argo/".
     Default: the cluster's artifact_store; without either, Argo has no default artifact repository."""
@@ -100,9 +101,11 @@ def _validate(name: str, a: Mapping[str, Any]) -> None:
     p = Problems(f"ArgoWorkflows {name!r}")
     p.unknown_keys(a, ArgoWorkflowsArgs)
     cluster = a.get("cluster")
-    if not isinstance(cluster, EksGpuCluster):
+    if not isinstance(cluster, EksGpuCluster | ExistingEksCluster):
         p.add(
-            "cluster", type(cluster).__name__ if cluster is not None else None, "required; an EksGpuCluster"
+            "cluster",
+            type(cluster).__name__ if cluster is not None else None,
+            "required; an EksGpuCluster (or EksGpuCluster.from_existing(...))",
         )
     store = a.get("artifact_store")
     if store is not None and not all(hasattr(store, x) for x in ("grant_read", "bucket_name", "prefix")):
@@ -134,7 +137,7 @@ def _validate(name: str, a: Mapping[str, Any]) -> None:
     ns = a.get("namespace", "argo")
     if not isinstance(ns, str) or not _DNS_LABEL.match(ns):
         p.add("namespace", ns, "a DNS label: lowercase letters, digits and '-'")
-    elif isinstance(cluster, EksGpuCluster) and ns == cluster.jobs_namespace_name:
+    elif isinstance(cluster, EksGpuCluster | ExistingEksCluster) and ns == cluster.jobs_namespace_name:
         p.add("namespace", ns, "keep Argo's controller apart from the jobs namespace")
     ver = a.get("chart_version", versions.ARGO_CHART_VERSION)
     if not isinstance(ver, str) or not re.match(r"^\d+\.\d+\.\d+$", ver):
@@ -181,7 +184,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
         super().__init__("mlstack:orchestrator:ArgoWorkflows", name, None, opts)
         a: dict[str, Any] = dict(args or {})
         _validate(name, a)
-        cluster: EksGpuCluster = a["cluster"]
+        cluster: EksGpuCluster | ExistingEksCluster = a["cluster"]
         self._name_prefix = name
         self.cluster = cluster
         store = a.get("artifact_store") or getattr(cluster, "artifact_store", None)
@@ -280,7 +283,10 @@ class ArgoWorkflows(pulumi.ComponentResource):
 
         # ------------------------------------------------------------ the chart
         tolerations = [dict(t) for t in cluster.gpu_tolerations] if a.get("gpu_tolerations", True) else []
-        system_nodes = {ROLE_LABEL: "system"}
+        # Argo's own pods stay off GPU nodes: on mlstack's system group, or any Linux node of a foreign cluster
+        system_nodes = (
+            {ROLE_LABEL: "system"} if isinstance(cluster, EksGpuCluster) else {"kubernetes.io/os": "linux"}
+        )
         # the Argo namespace enforces the "restricted" Pod Security Standard, which needs a seccomp profile
         restricted_pod = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
         server: dict[str, Any] = {

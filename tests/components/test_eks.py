@@ -557,3 +557,90 @@ def test_docs_gpu_table_matches_the_shipped_table() -> None:
     start, end = "<!-- gpu-table:start -->\n", "<!-- gpu-table:end -->"
     embedded = doc[doc.index(start) + len(start) : doc.index(end)]
     assert embedded == gpu_types.markdown_table(), "regenerate the table in docs/compute.md"
+
+
+# ---------------------------------------------------------------- bring your own cluster
+EXISTING = {
+    "cluster_name": "platform",
+    "oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC",
+    "oidc_issuer_url": "https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
+    "cluster_endpoint": "https://ABC.gr7.us-east-1.eks.amazonaws.com",
+    "certificate_authority_data": "LS0tLS1CRUdJTg==",
+}
+
+
+def test_existing_cluster_adds_only_the_jobs_identity(pulumi_run) -> None:
+    store = FakeStore()
+    keep: dict[str, Any] = {}
+
+    def program() -> None:
+        import pulumi
+
+        from mlstack.components import EksGpuCluster
+
+        c = EksGpuCluster.from_existing("byo", {**EXISTING, "artifact_store": store})
+        keep["c"] = c
+        pulumi.export("manifest", c.manifest_section)
+
+    rec = pulumi_run(program)
+    assert rec.one("mlstack:compute:ExistingEksCluster")
+    assert not rec.by_type("aws:eks/cluster:Cluster") and not rec.by_type("aws:eks/nodeGroup:NodeGroup")
+    assert not rec.by_type("kubernetes:apps/v1:DaemonSet")  # the cluster runs its own device plugin
+    trust = json.loads(rec.one("aws:iam/role:Role", "byo-jobs").inputs["assumeRolePolicy"])
+    (stmt,) = trust["Statement"]
+    assert stmt["Principal"] == {"Federated": EXISTING["oidc_provider_arn"]}
+    assert stmt["Condition"]["StringEquals"] == {
+        "oidc.eks.us-east-1.amazonaws.com/id/ABC:sub": "system:serviceaccount:ml-jobs:mlstack-jobs",
+        "oidc.eks.us-east-1.amazonaws.com/id/ABC:aud": "sts.amazonaws.com",
+    }
+    assert [k for k, _ in store.granted] == ["read", "write"]
+    assert all(r is keep["c"].jobs_role for _, r in store.granted)
+    m = rec.stack_outputs["manifest"]
+    assert m["cluster_name"] == "platform" and m["namespace"] == "ml-jobs"
+    assert m["gpu"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert m["gpu"]["node_selector"] == {}
+    kc = json.loads(unwrap_secrets(rec.one("pulumi:providers:kubernetes").inputs["kubeconfig"]))
+    assert kc["clusters"][0]["cluster"]["server"] == EXISTING["cluster_endpoint"]
+
+
+def test_existing_cluster_with_argo(pulumi_run) -> None:
+    def program() -> None:
+        from mlstack.components import ArgoWorkflows, EksGpuCluster
+
+        c = EksGpuCluster.from_existing("byo", dict(EXISTING))
+        ArgoWorkflows("argo", {"cluster": c})
+
+    rec = pulumi_run(program)
+    values = rec.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    # no mlstack system group in a foreign cluster: Argo must not wait for one
+    assert values["controller"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert values["controller"]["workflowDefaults"]["spec"]["tolerations"][0]["operator"] == "Exists"
+
+
+@pytest.mark.parametrize(
+    ("args", "path"),
+    [
+        ({k: v for k, v in EXISTING.items() if k != "oidc_provider_arn"}, "oidc_provider_arn"),
+        ({k: v for k, v in EXISTING.items() if k != "cluster_endpoint"}, "cluster_endpoint"),
+        ({**EXISTING, "oidc_issuer_url": "oidc.eks.us-east-1.amazonaws.com/id/ABC"}, "oidc_issuer_url"),
+        ({**EXISTING, "gpu_tolerations": [{"operator": "Sometimes"}]}, "gpu_tolerations[0]"),
+        ({**EXISTING, "jobs_namespace": "default"}, "jobs_namespace"),
+        ({**EXISTING, "node_groups": []}, "node_groups"),
+    ],
+)
+def test_existing_cluster_refuses(pulumi_run, args: dict[str, Any], path: str) -> None:
+    from mlstack.components._args import InputPropertiesError
+
+    def program() -> None:
+        from mlstack.components import EksGpuCluster
+
+        EksGpuCluster.from_existing("byo", args)  # type: ignore[arg-type]
+
+    with pytest.raises(Exception) as info:
+        pulumi_run(program)
+    err: BaseException | None = info.value
+    while err is not None and not isinstance(err, InputPropertiesError):
+        err = err.__cause__
+    assert err is not None and path in [p for p, _, _ in err.problems], repr(info.value)  # type: ignore[attr-defined]
