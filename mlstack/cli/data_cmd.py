@@ -86,7 +86,8 @@ def _json_rows(table: Any) -> list[dict[str, Any]]:
 
     def conv(v: Any) -> Any:
         if isinstance(v, decimal.Decimal):
-            return int(v) if v == v.to_integral_value() and v.as_tuple().exponent >= 0 else float(v)
+            exponent = v.as_tuple().exponent
+            return int(v) if isinstance(exponent, int) and exponent >= 0 else float(v)
         return v
 
     return [{k: conv(v) for k, v in row.items()} for row in table.to_pylist()]
