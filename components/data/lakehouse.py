@@ -47,9 +47,17 @@ _ATHENA_QUERY = [
     "athena:StartQueryExecution",
     "athena:StopQueryExecution",
 ]
+_ATHENA_METADATA = [
+    "athena:GetDataCatalog",
+    "athena:GetDatabase",
+    "athena:GetTableMetadata",
+    "athena:ListDatabases",
+    "athena:ListTableMetadata",
+]
 _GLUE_READ = [
     "glue:BatchGetPartition",
     "glue:GetDatabase",
+    "glue:GetDatabases",
     "glue:GetPartition",
     "glue:GetPartitions",
     "glue:GetTable",
@@ -410,6 +418,8 @@ class S3Lakehouse(pulumi.ComponentResource):
         glue = _glue_arns(self.database.arn)
         stmts = [
             _policy.statement("AthenaQuery", _ATHENA_QUERY, [self.workgroup.arn]),
+            # listing databases/tables through Athena (drivers and notebooks do) names the Glue data catalog
+            _policy.statement("AthenaMetadata", _ATHENA_METADATA, [_data_catalog_arn(self.workgroup.arn)]),
             _policy.statement("GlueRead", _GLUE_READ, [glue["catalog"], glue["database"], glue["tables"]]),
             *_bucket_location(self.bucket_arn),
             *_policy.s3_read_statements(self.bucket_arn, self.prefix),
@@ -440,6 +450,11 @@ class S3Lakehouse(pulumi.ComponentResource):
         return _policy.attach(
             grant_resource_name(role, name, self._name_, "write"), role, self.write_statements(), self
         )
+
+
+def _data_catalog_arn(workgroup_arn: pulumi.Output[str]) -> pulumi.Output[str]:
+    """``arn:...:athena:<region>:<account>:datacatalog/AwsDataCatalog`` from the workgroup's ARN."""
+    return workgroup_arn.apply(lambda arn: arn.split(":workgroup/")[0] + ":datacatalog/AwsDataCatalog")
 
 
 def _overlaps(a: str, b: str) -> bool:

@@ -170,6 +170,9 @@ def test_grant_read_least_privilege(pulumi_run) -> None:
     bucket_arn = rec.one(BUCKET).state["arn"]
     db_arn = rec.one(DB).state["arn"]
     assert stmts["AthenaQuery"]["Resource"] == [rec.one(WG).state["arn"]]
+    assert stmts["AthenaMetadata"]["Resource"] == [
+        "arn:aws:athena:us-east-1:123456789012:datacatalog/AwsDataCatalog"
+    ]
     glue_res = stmts["GlueRead"]["Resource"]
     assert db_arn in glue_res
     assert "arn:aws:glue:us-east-1:123456789012:catalog" in glue_res
