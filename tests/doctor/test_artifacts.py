@@ -20,7 +20,7 @@ def _section(endpoint: str, bucket: str, **kw: object) -> manifest.S3Artifacts:
     return manifest.S3Artifacts(bucket=bucket, region="us-east-1", endpoint_url=endpoint, **kw)
 
 
-def _run(section: manifest.S3Artifacts, timeout: float = 5) -> dict[str, tuple[str, str, str | None]]:
+def _run(section: manifest.S3Artifacts, timeout: float = 30) -> dict[str, tuple[str, str, str | None]]:
     sink = Sink()
     artifacts.s3_findings(section, timeout, sink)
     return {f.check: (f.status, f.detail, f.fix) for f in sink.close()}

@@ -55,7 +55,7 @@ def test_snowflake_against_fakesnow(snowflake_connection) -> None:  # type: igno
     setup.cursor().execute(f"CREATE TABLE {sc.database}.{sc.schema}.features (id INT)")
     setup.close()
     section = manifest.SnowflakeData.model_validate(sc.manifest_section())
-    got = _sink_run(data.snowflake_findings, section, 10)
+    got = _sink_run(data.snowflake_findings, section, 30)
     assert got["data.connection"][0] == "ok"
     assert got["data.select"][0] == "ok"
     assert got["data.read"][0] == "ok" and "(1 tables)" in got["data.read"][1]
@@ -131,7 +131,7 @@ def test_databricks_against_the_fake_server(fake_databricks) -> None:  # type: i
     pytest.importorskip("databricks.sdk")
     fake_databricks.server.sql("CREATE TABLE features AS SELECT 1 AS id")
     section = manifest.DatabricksData.model_validate(fake_databricks.manifest_section())
-    got = _sink_run(data.databricks_findings, section, 10)
+    got = _sink_run(data.databricks_findings, section, 30)
     assert got["data.connection"][0] == "ok", got
     assert got["data.select"] == ("ok", "SELECT 1 on SQL warehouse fake-warehouse-1 returned 1", None)
     assert got["data.role"][0] == "ok" and "fake-user@example.com" in got["data.role"][1]
@@ -142,7 +142,7 @@ def test_databricks_bad_token_names_the_profile(fake_databricks) -> None:  # typ
     pytest.importorskip("databricks.sdk")
     fake_databricks.server.write_config(fake_databricks.config_file, token="dapi-wrong")
     section = manifest.DatabricksData.model_validate(fake_databricks.manifest_section())
-    got = _sink_run(data.databricks_findings, section, 10)
+    got = _sink_run(data.databricks_findings, section, 30)
     status, _detail, fix = got["data.connection"]
     assert status == "fail" and "[fake] profile of ~/.databrickscfg" in (fix or "")
 
@@ -152,5 +152,5 @@ def test_databricks_wrong_warehouse(fake_databricks) -> None:  # type: ignore[no
     section = manifest.DatabricksData.model_validate(
         {**fake_databricks.manifest_section(), "warehouse_id": "no-such-warehouse"}
     )
-    got = _sink_run(data.databricks_findings, section, 10)
+    got = _sink_run(data.databricks_findings, section, 30)
     assert got["data.connection"][0] == "fail" and "warehouses list" in (got["data.connection"][2] or "")

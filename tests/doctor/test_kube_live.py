@@ -47,7 +47,7 @@ def _statuses(report) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 def test_healthy_cluster_end_to_end(prod: manifest.Manifest, cluster_url: str, api: FakeApi) -> None:
-    report = run_checks(compute.checks(prod) + orchestrator.checks(prod), timeout=10)
+    report = run_checks(compute.checks(prod) + orchestrator.checks(prod), timeout=30)
     assert _statuses(report) == {
         "compute.context": "ok",
         "compute.api": "ok",
@@ -67,7 +67,7 @@ def test_drift_and_missing_irsa_end_to_end(prod: manifest.Manifest, cluster_url:
     local = copy.deepcopy(fixture("manifest_prod.json"))
     local["artifacts"]["bucket"] = "vision-prod-artifacts-2"
     m = manifest.from_dict(local)
-    report = run_checks(compute.checks(m) + orchestrator.checks(m), timeout=10)
+    report = run_checks(compute.checks(m) + orchestrator.checks(m), timeout=30)
     by = {f.check: f for f in report.findings}
     assert by["compute.irsa"].status == "fail"
     assert by["orchestrator.drift"].status == "fail" and "artifacts.bucket" in by["orchestrator.drift"].detail
@@ -90,13 +90,13 @@ def test_explain_job_pod_and_workflow(prod: manifest.Manifest, cluster_url: str,
     sc = fixture("job_untolerated_taint.json")
     api.add("pods", sc["pod"])
     api.events = sc["events"]
-    report = explain.explain_job(prod, sc["pod"]["metadata"]["name"], timeout=10)
+    report = explain.explain_job(prod, sc["pod"]["metadata"]["name"], timeout=30)
     assert "job.untolerated_taint" in _statuses(report)
     wf = fixture("workflow_quota.json")["workflow"]
     api.add("workflows", wf)
-    report = explain.explain_job(prod, "train-q", timeout=10)
+    report = explain.explain_job(prod, "train-q", timeout=30)
     assert [f.check for f in report.findings] == ["job.quota"]
-    report = explain.explain_job(prod, "nothing-here", timeout=10)
+    report = explain.explain_job(prod, "nothing-here", timeout=30)
     assert [f.check for f in report.findings] == ["job.not_found"]
 
 
@@ -139,7 +139,7 @@ def test_cli_full_stack_with_drift_and_job(
     m = tmp_path / "m.json"
     m.write_text(json.dumps(local))
 
-    code = main(["doctor", "--manifest", str(m), "--json", "--timeout", "10"])
+    code = main(["doctor", "--manifest", str(m), "--json", "--timeout", "30"])
     out = json.loads(capsys.readouterr().out)
     assert code == 1
     by = {}

@@ -54,7 +54,8 @@ def ec2_quotas(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
 
 
 def _report(moto: str, needs: list[dict], types: list[dict]) -> dict[str, list[tuple[str, str, str | None]]]:
-    rep = preflight.preflight(needs, types, timeout=10, endpoint_url=moto)
+    # generous: moto loads its offering tables on first use, slowly on a busy 2-core machine
+    rep = preflight.preflight(needs, types, timeout=60, endpoint_url=moto)
     out: dict[str, list[tuple[str, str, str | None]]] = {}
     for f in rep.findings:
         out.setdefault(f.check, []).append((f.status, f.detail, f.fix))
@@ -159,7 +160,7 @@ def test_cli_preflight_plans_offline_then_checks(
     (folder / "Pulumi.example.yaml").write_text("config:\n  aws:region: us-east-1\n")
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_s3)  # boto3 sends every service to moto
     ec2_quotas["L-DB2E81BA"] = 8
-    code = main(["doctor", "--preflight", str(folder), "--json", "--timeout", "10"])
+    code = main(["doctor", "--preflight", str(folder), "--json", "--timeout", "60"])
     out = json.loads(capsys.readouterr().out)
     assert code == 1
     checks = {(f["check"], f["status"]) for f in out["findings"]}
