@@ -190,6 +190,9 @@ class EksGpuClusterArgs(TypedDict, total=False):
     """Namespace where jobs run. Default: "ml-jobs"."""
     jobs_service_account: str
     """Service account jobs run as, bound to the IRSA jobs role. Default: "mlstack-jobs"."""
+    jobs_gpu_quota: int
+    """Most GPUs the jobs namespace may request at once (a ResourceQuota on ``requests.nvidia.com/gpu``), a
+    cost guard below the node groups' capacity. Default: no quota (the groups' max_size is the cap)."""
     artifact_store: Any
     """An S3ArtifactStore: the jobs role gets read and write on it. Default: no artifact grant."""
     data_layer: Any
@@ -453,6 +456,9 @@ def _validate(name: str, a: Mapping[str, Any]) -> tuple[dict[str, Any], list[dic
         p.add("jobs_namespace", ns, "a DNS label: lowercase letters, digits and '-', at most 63")
     elif ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         p.add("jobs_namespace", ns, "a namespace of its own, not a system namespace")
+    quota = a.get("jobs_gpu_quota")
+    if quota is not None and (not _is_int(quota) or quota < 0):
+        p.add("jobs_gpu_quota", quota, "a whole number of GPUs >= 0 (or leave it out for no quota)")
     sa = a.get("jobs_service_account", "mlstack-jobs")
     if not isinstance(sa, str) or not _DNS_LABEL.match(sa):
         p.add("jobs_service_account", sa, "a DNS label: lowercase letters, digits and '-', at most 63")
@@ -1027,6 +1033,26 @@ class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
         self._k8s_opts = kopts
 
         self._jobs_identity(name, a.get("jobs_namespace", "ml-jobs"), tags, kopts)
+        if a.get("jobs_gpu_quota") is not None:
+            self.jobs_gpu_quota = k8s.core.v1.ResourceQuota(
+                f"{name}-jobs-gpu",
+                metadata={
+                    "name": "mlstack-gpu",
+                    "namespace": self.jobs_namespace,
+                    "labels": {"app.kubernetes.io/managed-by": "mlstack"},
+                },
+                spec={"hard": {f"requests.{gpu_types.GPU_RESOURCE}": str(a["jobs_gpu_quota"])}},
+                opts=kopts,
+            )
+        # GPUs the cluster can hold at most (every GPU group at max_size)
+        self.max_gpus: int = sum(g["max_size"] * g["gpus_per_node"] for g in gpu_specs)
+        for g in gpu_specs:
+            if g["capacity_type"] == "SPOT" and len(g["instance_types"]) == 1:
+                pulumi.log.warn(
+                    f"GPU node group {g['name']!r} is SPOT with one instance type: list several types of the "
+                    "same GPU count so a reclaimed or unavailable type does not leave the group empty",
+                    resource=self,
+                )
 
         if a.get("device_plugin", True) and any(s["device_plugin"] == "daemonset" for s in gpu_specs):
             self._device_plugin(name, kopts)

@@ -320,6 +320,15 @@ def test_node_auto_repair_with_monitoring_agent(rec: Recording, pulumi_run) -> N
     )
 
 
+def test_jobs_gpu_quota(pulumi_run) -> None:
+    keep: dict[str, Any] = {}
+    rec = build(pulumi_run, {"gpu_node_groups": [GROUP], "jobs_gpu_quota": 3}, keep)
+    quota = rec.one("kubernetes:core/v1:ResourceQuota").inputs
+    assert quota["metadata"]["namespace"] == "ml-jobs"
+    assert quota["spec"] == {"hard": {"requests.nvidia.com/gpu": "3"}}
+    assert keep["cluster"].max_gpus == 4  # 4 x g5.xlarge (1 GPU)
+
+
 def test_autoscaler_can_be_turned_off(pulumi_run) -> None:
     rec = build(pulumi_run, {"gpu_node_groups": [GROUP], "cluster_autoscaler": False, "device_plugin": False})
     assert not rec.by_type("kubernetes:apps/v1:Deployment")
@@ -508,6 +517,7 @@ def test_every_problem_reported_at_once(pulumi_run) -> None:
         ({"gpu_node_groups": [GROUP], "log_retention_days": 42}, "log_retention_days"),
         ({"gpu_node_groups": [GROUP], "admin_role_arns": ["admin"]}, "admin_role_arns[0]"),
         ({"gpu_node_groups": [GROUP], "artifact_store": object()}, "artifact_store"),
+        ({"gpu_node_groups": [GROUP], "jobs_gpu_quota": -1}, "jobs_gpu_quota"),
     ],
 )
 def test_contradictions_refused(pulumi_run, args: dict[str, Any], path: str) -> None:
@@ -533,8 +543,9 @@ def test_args_document_their_defaults() -> None:
     import inspect
 
     from mlstack.components.compute import eks
+    from mlstack.components.orchestrator import argo
 
-    tree = ast.parse(inspect.getsource(eks))
+    tree = ast.parse(inspect.getsource(eks) + "\n" + inspect.getsource(argo))
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name.endswith("Args"):
             body = node.body

@@ -33,6 +33,7 @@ def _program() -> None:
         {
             "cluster_name": "golden",
             "artifact_store": store,
+            "jobs_gpu_quota": 8,
             "gpu_node_groups": [
                 {"name": "a10g", "instance_types": ["g5.xlarge"], "max_size": 4, "labels": {"team": "ml"}},
                 {"name": "l40s", "instance_types": ["g6e.xlarge"], "ami_type": "BOTTLEROCKET_x86_64_NVIDIA"},
@@ -101,6 +102,7 @@ def test_objects_recorded(rec: Recording) -> None:
         "DaemonSet",
         "Deployment",
         "ConfigMap",
+        "ResourceQuota",
     }
 
 
