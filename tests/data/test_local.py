@@ -170,22 +170,6 @@ def test_import_mlstack_data_stays_light() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_lakehouse_kind_says_it_is_not_yet_supported(tmp_path: Path) -> None:
-    from mlstack import manifest
-    from mlstack.errors import ConfigError
-
-    m = manifest.local_default(tmp_path).model_copy(
-        update={
-            "data": manifest.LakehouseData(
-                database="ml", workgroup="ml", location="s3://bucket/lake", region="us-east-1"
-            )
-        }
-    )
-    with pytest.raises(ConfigError, match="not yet supported") as err:
-        mlstack.data.source(m)
-    assert err.value.fix and "Athena" in err.value.fix
-
-
 def test_sql_errors_carry_a_specific_fix(local: Path) -> None:
     db = local / "data" / "warehouse.duckdb"
     db.parent.mkdir(parents=True)
