@@ -99,14 +99,15 @@ S3FS_CHILD = textwrap.dedent(
 )
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
+    """Run the workloads; ``server``: a running SeaweedFS to use (default: start one, and stop it after)."""
     import boto3
 
     from mlstack import artifacts, manifest
     from tests.support.seaweedfs import start_seaweedfs
 
     work = Path(tempfile.mkdtemp(prefix="mlstack-bench-", dir=args.workdir))
-    sw = start_seaweedfs(work / "seaweedfs")
+    sw = server or start_seaweedfs(work / "seaweedfs")
     os.environ.update({k: v for k, v in sw.env().items() if k != "AWS_ENDPOINT_URL_S3"})
     os.environ["MLSTACK_NO_PROGRESS"] = "1"
     results: dict[str, Any] = {
@@ -274,7 +275,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             clean()
         results["seconds"] = t
     finally:
-        sw.stop()
+        if server is None:
+            sw.stop()
         shutil.rmtree(work, ignore_errors=True)
     return results
 
@@ -319,7 +321,7 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small-count", type=int, default=1000)
     ap.add_argument("--small-kib", type=int, default=64)
@@ -329,7 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-s3fs", action="store_true")
     ap.add_argument("--workdir", help="where to write test files (default: the system temp folder)")
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON too")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     results = run(args)
     print(json.dumps(results["machine"]))
     print(table(results))
