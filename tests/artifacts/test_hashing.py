@@ -48,3 +48,17 @@ def test_s3_part_size_grows_for_big_files() -> None:
     huge = 5 << 40  # 5 TiB, the S3 object limit
     assert s3.part_size(huge) * s3.MAX_PARTS >= huge
     assert -(-huge // s3.part_size(huge)) <= 10_000
+
+
+def test_importing_the_artifacts_package_stays_light() -> None:
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json, mlstack.artifacts, mlstack.cli.artifacts_cmd; "
+        "print(json.dumps(sorted(m for m in ('boto3', 'botocore', 'pydantic', 'mlstack.artifacts._store') "
+        "if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
