@@ -23,6 +23,9 @@ from ._args import Problems
 TYPE = "mlstack:stack:MLStack"
 CONFIGMAP_NAME = "mlstack-manifest"
 CONFIGMAP_KEY = "mlstack.json"
+CREDENTIALS_SECRET = "mlstack-data-credentials"
+SNOWFLAKE_DIR = "/var/run/secrets/snowflake"
+DATABRICKS_DIR = "/var/run/secrets/databricks"
 
 
 class MLStackArgs(TypedDict, total=False):
@@ -50,6 +53,11 @@ class MLStackArgs(TypedDict, total=False):
     export_manifest: bool
     """Export the manifest as the stack output ``manifest`` (what ``mlstack manifest --from-stack`` and
     ``mlstack up`` read). Default: True."""
+    data_credentials: bool
+    """With Kubernetes compute and a warehouse data layer that offers ``jobs_access()`` (Snowflake,
+    Databricks), put the files jobs log in with (Snowflake ``connections.toml`` + key, a Databricks
+    ``databrickscfg`` profile) in the Kubernetes Secret ``mlstack-data-credentials`` in the jobs namespace,
+    from Pulumi secrets only; ``data_credentials_mount`` says where to mount it. Default: True."""
 
 
 _REQUIRED = ("data", "compute", "orchestrator", "artifacts")
@@ -80,7 +88,7 @@ def _validate(name: str, a: dict[str, Any]) -> None:
         v = a.get(key)
         if v is not None and (not isinstance(v, str) or not v.strip()):
             problems.add(key, v, "a non-empty string")
-    for key in ("grant", "publish_configmap", "export_manifest"):
+    for key in ("grant", "publish_configmap", "export_manifest", "data_credentials"):
         if key in a and not isinstance(a[key], bool):
             problems.add(key, a[key], "True or False")
     problems.raise_if_any()
@@ -145,9 +153,66 @@ class MLStack(pulumi.ComponentResource):
         if a.get("publish_configmap", True):
             self.manifest_configmap = self._publish(name)
 
+        self.data_credentials_secret: Any = None
+        self.data_credentials_mount: dict[str, Any] | None = None
+        if a.get("data_credentials", True):
+            self._data_credentials(name)
+
         if a.get("export_manifest", True):
             pulumi.export("manifest", self.manifest)
-        self.register_outputs({"manifest": self.manifest, "jobs_role_arn": self.jobs_role_arn})
+        self.register_outputs(
+            {
+                "manifest": self.manifest,
+                "jobs_role_arn": self.jobs_role_arn,
+                "data_credentials_mount": self.data_credentials_mount,
+            }
+        )
+
+    def _data_credentials(self, name: str) -> None:
+        """The warehouse login files as a Kubernetes Secret in the jobs namespace (secret values only)."""
+        provider = getattr(self.compute, "provider", None)
+        namespace = getattr(self.compute, "jobs_namespace", None)
+        access_fn = getattr(self.data, "jobs_access", None)
+        if provider is None or namespace is None or access_fn is None:
+            return
+        import inspect
+
+        params = inspect.signature(access_fn).parameters
+        files: dict[str, Any] = {}
+        mount: dict[str, Any]
+        if "private_key_path" in params:  # Snowflake: connections.toml + the key it points at
+            key_file = "rsa_key.p8"
+            access = access_fn(private_key_path=f"{SNOWFLAKE_DIR}/{key_file}")
+            if access.get("private_key_pem") is None:
+                return  # the caller keeps the private key (own rsa_public_key): they provision the login
+            files["connections.toml"] = access.get("connections_toml")
+            files[key_file] = access.get("private_key_pem")
+            mount = {"path": SNOWFLAKE_DIR, "env": {"SNOWFLAKE_HOME": SNOWFLAKE_DIR}}
+        else:  # Databricks: a ~/.databrickscfg profile
+            access = access_fn()
+            files["databrickscfg"] = access.get("databrickscfg")
+            mount = {
+                "path": DATABRICKS_DIR,
+                "env": {"DATABRICKS_CONFIG_FILE": f"{DATABRICKS_DIR}/databrickscfg"},
+            }
+        files = {k: v for k, v in files.items() if v is not None}
+        if not files:
+            return  # the caller keeps the credentials (own key pair, no OAuth secret): nothing to publish
+        import pulumi_kubernetes as k8s
+
+        self.data_credentials_secret = k8s.core.v1.Secret(
+            f"{name}-data-credentials",
+            metadata={
+                "name": CREDENTIALS_SECRET,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/part-of": "mlstack"},
+            },
+            type="Opaque",
+            # only ever Pulumi secrets: encrypted in the state, never printed
+            string_data={k: pulumi.Output.secret(v) for k, v in files.items()},
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
+        )
+        self.data_credentials_mount = {"secret": CREDENTIALS_SECRET, "files": sorted(files), **mount}
 
     def _publish(self, name: str) -> Any:
         """The manifest ConfigMap in the jobs namespace (Kubernetes compute only)."""

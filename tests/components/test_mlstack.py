@@ -34,7 +34,11 @@ ARGO = {
 
 
 def _fakes(
-    *, publish: bool = True, compute_grants: bool = False, data_section: dict | None = None
+    *,
+    publish: bool = True,
+    compute_grants: bool = False,
+    data_section: dict | None = None,
+    access: str | None = None,
 ) -> dict[str, Any]:
     """Small stand-in components with the attributes MLStack uses (duck-typed like the real ones)."""
     import pulumi
@@ -75,6 +79,18 @@ def _fakes(
 
     store = Layer("Store", "art", ART)
     data = Layer("Lake", "lake", data_section or LAKE)
+    if access == "snowflake":
+
+        def sf_access(private_key_path: str = "/x") -> dict[str, Any]:
+            toml = f'[default]\nprivate_key_file = "{private_key_path}"\n'
+            return {
+                "connections_toml": pulumi.Output.secret(toml),
+                "private_key_pem": pulumi.Output.secret("PEM"),
+            }
+
+        data.jobs_access = sf_access
+    elif access == "databricks-no-secret":
+        data.jobs_access = lambda profile=None: {"databrickscfg": None, "profile": "DEFAULT"}
     compute = Layer("Cluster", "gpu", K8S)
     compute.jobs_role = aws.iam.Role(
         "jobs", assume_role_policy="{}", opts=pulumi.ResourceOptions(parent=compute)
@@ -160,6 +176,38 @@ def test_configmap_fallback_in_the_jobs_namespace(pulumi_run) -> None:
     )
     assert json.loads(cm.inputs["data"]["mlstack.json"]) == rec.stack_outputs["manifest"]
     assert cm.options["provider"] and "k8s" in cm.options["provider"]
+
+
+def test_warehouse_login_files_go_to_a_secret_in_the_jobs_namespace(pulumi_run) -> None:
+    from mlstack.plan.mock_runtime import is_secret, unwrap_secrets
+
+    rec = pulumi_run(_stack(access="snowflake"), project="p", stack="dev")
+    sec = rec.one("kubernetes:core/v1:Secret")
+    assert sec.inputs["metadata"] == {
+        "name": "mlstack-data-credentials",
+        "namespace": "ml-jobs",
+        "labels": {"app.kubernetes.io/part-of": "mlstack"},
+    }
+    assert is_secret(sec.inputs["stringData"])  # the whole map is encrypted in the state
+    data = unwrap_secrets(sec.inputs["stringData"])
+    assert data == {
+        "connections.toml": '[default]\nprivate_key_file = "/var/run/secrets/snowflake/rsa_key.p8"\n',
+        "rsa_key.p8": "PEM",
+    }
+    mount = rec.one("mlstack:stack:MLStack").outputs["data_credentials_mount"]
+    assert mount == {
+        "secret": "mlstack-data-credentials",
+        "files": ["connections.toml", "rsa_key.p8"],
+        "path": "/var/run/secrets/snowflake",
+        "env": {"SNOWFLAKE_HOME": "/var/run/secrets/snowflake"},
+    }
+    assert not contains_secret(rec.stack_outputs["manifest"])
+
+
+def test_no_secret_when_the_layer_has_no_credentials_to_hand_over(pulumi_run) -> None:
+    for kw in ({"access": "databricks-no-secret"}, {}):
+        rec = pulumi_run(_stack(**kw), project="p", stack="dev")
+        assert not rec.by_type("kubernetes:core/v1:Secret")
 
 
 def test_a_secret_in_a_section_fails_the_program(pulumi_run) -> None:

@@ -256,6 +256,12 @@ def _k8s(kind: str, **kw: Any) -> None:
         )
 
 
+def _configmap(data: dict) -> None:
+    import pulumi_kubernetes as k8s
+
+    k8s.core.v1.ConfigMap("cm", metadata={"name": "cm", "namespace": "ml"}, data=data)
+
+
 GOOD_ARGO = {
     "server": {"authModes": ["client"], "serviceType": "ClusterIP"},
     "artifactRepository": {"s3": {"bucket": "b", "useSDKCreds": True}},
@@ -457,6 +463,10 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
     "K8S-005": (
         lambda: _k8s("release", values=GOOD_ARGO),
         lambda: _k8s("release", version="0.45.0", values=GOOD_ARGO),
+    ),
+    "K8S-006": (
+        lambda: _configmap({"rsa_key.p8": "-----BEGIN PRIVATE KEY-----\nMII..."}),
+        lambda: _configmap({"mlstack.json": '{"version": 1}'}),
     ),
     "ARGO-001": (
         lambda: _k8s("release", version="1", values={**GOOD_ARGO, "server": {"authModes": ["server"]}}),

@@ -73,6 +73,27 @@ def test_components_and_manifest(planned) -> None:
     assert json.loads(cms[0].inputs["data"]["mlstack.json"]) == m
 
 
+def test_snowflake_login_files_in_the_jobs_namespace_as_secrets(planned) -> None:
+    from mlstack.plan.mock_runtime import is_secret
+
+    name, r = planned
+    secrets = [
+        s
+        for s in r.recording.by_type("kubernetes:core/v1:Secret")
+        if (s.inputs.get("metadata") or {}).get("name") == "mlstack-data-credentials"
+    ]
+    if name != "aws-snowflake":
+        # Databricks hands over a profile only with create_oauth_secret; the lakehouse uses IRSA
+        assert secrets == []
+        return
+    (sec,) = secrets
+    assert (
+        sec.inputs["metadata"]["namespace"] == r.recording.stack_outputs["manifest"]["compute"]["namespace"]
+    )
+    assert is_secret(sec.inputs["stringData"])
+    assert set(sec.inputs["stringData"]["value"]) == {"connections.toml", "rsa_key.p8"}
+
+
 def test_jobs_role_reads_data_and_readwrites_artifacts_only(planned) -> None:
     name, r = planned
     jobs = [x for x in r.recording.by_type("aws:iam/role:Role") if x.name.endswith("-jobs")]

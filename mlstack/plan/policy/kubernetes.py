@@ -3,10 +3,11 @@ an authenticated Argo server, artifacts through IRSA rather than static keys."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
-from mlstack.plan.mock_runtime import Resource
+from mlstack.plan.mock_runtime import Resource, is_secret
 from mlstack.plan.policy.engine import Context, as_list, rule
 
 K = "kubernetes:"
@@ -201,3 +202,28 @@ def _argo_exposed(r: Resource | None, ctx: Context) -> Iterator[str]:
     )
     if server.get("serviceType") == "LoadBalancer" and not internal:
         yield f"{r.name}: Argo server Service is an internet-facing LoadBalancer"
+
+
+_CREDENTIAL_KEY = re.compile(
+    r"(password|passwd|secret|private[_-]?key|token|credential|access[_-]?key|\.p8$|\.pem$|connections\.toml)",
+    re.IGNORECASE,
+)
+
+
+@rule(
+    "K8S-006",
+    "high",
+    "kubernetes",
+    "credentials in a ConfigMap",
+    "put credentials in a Kubernetes Secret from a Pulumi secret (MLStack does this for warehouse logins)",
+    (K + "core/v1:ConfigMap",),
+)
+def _configmap_credentials(r: Resource | None, ctx: Context) -> Iterator[str]:
+    assert r is not None
+    for field in ("data", "binaryData"):
+        raw = r.inputs.get(field)
+        if not isinstance(raw, dict):
+            continue
+        for k, v in raw.items():
+            if is_secret(v) or _CREDENTIAL_KEY.search(str(k)) or "PRIVATE KEY-----" in str(v):
+                yield f"ConfigMap {r.name}: {field}.{k} holds what looks like a credential (ConfigMaps are not secret)"
