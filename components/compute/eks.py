@@ -771,7 +771,9 @@ class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
 
         child = pulumi.ResourceOptions(parent=self)
         tags = {"mlstack:component": name, **(a.get("tags") or {})}
-        cluster_name = a.get("cluster_name") or f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"[:100]
+        cluster_name = a.get("cluster_name") or re.sub(
+            r"[^A-Za-z0-9_-]", "-", f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"
+        )[:100].strip("-_")
         # region and partition come from the provider configuration (aws:region, else AWS_REGION), not from
         # invokes, so a plan is deterministic and needs no credentials
         region = aws.config.region
@@ -789,10 +791,12 @@ class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
         # ------------------------------------------------------------ network
         if a.get("vpc_id") is not None:
             self.vpc_id: pulumi.Output[str] = pulumi.Output.from_input(a["vpc_id"])
-            private_subnets: list[pulumi.Input[str]] = list(a["private_subnet_ids"])
+            # a list of ids, or one Output of a list (e.g. another stack's output)
+            raw = a["private_subnet_ids"]
+            private_subnets: Any = raw if isinstance(raw, pulumi.Output) else list(raw)
         else:
             self.vpc_id, private_subnets = self._network(name, a, region, cluster_name, tags)
-        self.private_subnet_ids: pulumi.Output[list[str]] = pulumi.Output.all(*private_subnets)
+        self.private_subnet_ids: pulumi.Output[list[str]] = pulumi.Output.from_input(private_subnets)
 
         # ------------------------------------------------------------ encryption and logs
         if a.get("kms_key_arn") is not None:
@@ -1175,7 +1179,7 @@ class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
         spec: Mapping[str, Any],
         labels: Mapping[str, str],
         taints: list[dict[str, str]],
-        subnets: Sequence[pulumi.Input[str]],
+        subnets: pulumi.Input[Sequence[pulumi.Input[str]]],
         node_role: aws.iam.Role,
         hop: int,
         cluster_name: str,
@@ -1221,7 +1225,7 @@ class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
             # is deleted, so jobs keep running; nodes are selected by the mlstack.dev/node-group label
             node_group_name_prefix=f"{group}-",
             node_role_arn=node_role.arn,
-            subnet_ids=list(subnets),
+            subnet_ids=subnets,
             instance_types=list(spec["instance_types"]),
             capacity_type=spec["capacity_type"],
             ami_type=spec["ami_type"],

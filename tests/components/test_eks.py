@@ -655,3 +655,28 @@ def test_existing_cluster_refuses(pulumi_run, args: dict[str, Any], path: str) -
     while err is not None and not isinstance(err, InputPropertiesError):
         err = err.__cause__
     assert err is not None and path in [p for p, _, _ in err.problems], repr(info.value)  # type: ignore[attr-defined]
+
+
+def test_subnets_as_one_output_and_odd_project_names(pulumi_run) -> None:
+    def program() -> None:
+        import pulumi
+
+        from mlstack.components import EksGpuCluster
+
+        EksGpuCluster(
+            "gpu",
+            {
+                "gpu_node_groups": [GROUP],
+                "vpc_id": pulumi.Output.from_input("vpc-1"),
+                "private_subnet_ids": pulumi.Output.from_input(["subnet-a", "subnet-b"]),
+            },
+        )
+
+    rec = pulumi_run(program)
+    assert rec.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["subnetIds"] == ["subnet-a", "subnet-b"]
+    assert rec.one("aws:eks/nodeGroup:NodeGroup", "gpu-a10g").inputs["subnetIds"] == ["subnet-a", "subnet-b"]
+
+    from mlstack.plan import mock_runtime
+
+    rec2 = mock_runtime.run(lambda: program(), project="my.project", stack="dev.1")
+    assert rec2.one("aws:eks/cluster:Cluster").inputs["name"] == "my-project-dev-1-gpu"
