@@ -315,11 +315,12 @@ class DatabricksDataLayer(pulumi.ComponentResource):
         policy_acl: list[databricks.PermissionsAccessControlArgs] = []
         for key, principal, kind, level in principals:
             writer = level == "writer"
-            for obj, securable, privileges in (
+            securables: list[tuple[str, dict[str, Any], list[str]]] = [
                 ("catalog", {"catalog": self.catalog.name}, ["USE_CATALOG"]),
                 ("schema", {"schema": schema_full}, WRITER_SCHEMA if writer else READER_SCHEMA),
                 ("volume", {"volume": volume_full}, WRITER_VOLUME if writer else READER_VOLUME),
-            ):
+            ]
+            for obj, securable, privileges in securables:
                 self.grants.append(
                     databricks.Grant(
                         f"{name}-{key}-{obj}",
@@ -404,13 +405,12 @@ class DatabricksDataLayer(pulumi.ComponentResource):
         """
         entry = profile or "DEFAULT"
         host = self.host
-        cfg = None
+        cfg: pulumi.Output[str] | None = None
         if self.client_secret is not None:
-            cfg = pulumi.Output.secret(
-                pulumi.Output.all(self.service_principal_application_id, self.client_secret).apply(
-                    lambda v: f"[{entry}]\nhost = {host}\nclient_id = {v[0]}\nclient_secret = {v[1]}\n"
-                )
-            )
+            text: pulumi.Output[str] = pulumi.Output.all(
+                self.service_principal_application_id, self.client_secret
+            ).apply(lambda v: f"[{entry}]\nhost = {host}\nclient_id = {v[0]}\nclient_secret = {v[1]}\n")
+            cfg = pulumi.Output.secret(text)
         return {
             "profile": entry,
             "databrickscfg": cfg,

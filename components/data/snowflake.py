@@ -615,8 +615,8 @@ def _validate(name: str, a: dict[str, Any]) -> dict[str, Any]:
         p.add("job_role", job_role, "'reader' or 'writer'")
     out["job_role"] = job_role
 
-    key = a.get("rsa_public_key")
-    if key is not None and is_known(key) and (not isinstance(key, str) or "PRIVATE" in key.upper()):
+    pub = a.get("rsa_public_key")
+    if pub is not None and is_known(pub) and (not isinstance(pub, str) or "PRIVATE" in pub.upper()):
         p.add("rsa_public_key", "<redacted>", "a PUBLIC key (PEM or base64 body); never pass a private key")
 
     conn = a.get("connection_name")
