@@ -3,10 +3,13 @@ the manifest in use (a difference is drift, reported field by field)."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from typing import Any
 
 from mlstack.doctor import kube
-from mlstack.doctor.core import Check, Sink, fail, ok
+from mlstack.doctor.core import Check, Finding, Sink, error_text, fail, ok, warn
 from mlstack.manifest import ArgoOrchestrator, KubernetesCompute, Manifest
 
 
@@ -47,6 +50,37 @@ def argo_findings(cluster: Any, m: Manifest, sink: Sink) -> None:
     sink.extend(kube.drift_findings(cm, m.to_dict(), f"{ns}/{o.configmap}"))
 
 
+def server_finding(server_url: str, timeout: float) -> Finding:
+    """The Argo server (UI and API) answers ``/api/v1/version``; 401/403 still proves it is up."""
+    url = server_url.rstrip("/") + "/api/v1/version"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout) as resp:
+            body = json.loads(resp.read() or b"{}")
+        version = body.get("version") if isinstance(body, dict) else None
+        return ok(
+            "orchestrator.server",
+            f"Argo server at {server_url} answers" + (f" (Argo {version})" if version else ""),
+        )
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return ok(
+                "orchestrator.server",
+                f"Argo server at {server_url} answers (HTTP {exc.code}: login required)",
+            )
+        return warn(
+            "orchestrator.server",
+            f"Argo server at {server_url} answered HTTP {exc.code} to /api/v1/version",
+            "check orchestrator.server_url: it should be the Argo server's base URL",
+        )
+    except (OSError, ValueError) as exc:  # URLError, timeouts and connection errors are OSErrors
+        return fail(
+            "orchestrator.server",
+            f"Argo server at {server_url} is unreachable: {error_text(exc)}",
+            "check orchestrator.server_url and the network path to it "
+            "(kubectl -n <argo namespace> port-forward svc/argo-server 2746:2746 to reach it privately)",
+        )
+
+
 def checks(m: Manifest) -> list[Check]:
     o = m.orchestrator
     if not isinstance(o, ArgoOrchestrator):
@@ -82,10 +116,20 @@ def checks(m: Manifest) -> list[Check]:
             return
         argo_findings(cluster, m, sink)
 
-    return [
+    out = [
         Check(
             "orchestrator.controller",
             _argo,
             f"check the network path to the {kc.cluster_name} endpoint, then: {kube.update_kubeconfig(kc)}",
         )
     ]
+    if o.server_url:
+        url = o.server_url
+        out.append(
+            Check(
+                "orchestrator.server",
+                lambda sink, t: sink.add(server_finding(url, t)),
+                f"check that {url} is reachable from here (network, VPN, ingress)",
+            )
+        )
+    return out

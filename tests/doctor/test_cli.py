@@ -100,7 +100,7 @@ def test_acceptance_closed_port_within_about_4s(tmp_path: Path, closed_port: int
     assert any(f["check"] == "artifacts.bucket" for f in failing)
     # 3 s of checks at most, plus interpreter start and imports (generous for a loaded 2-core machine)
     assert out["elapsed_s"] < 3 + 1
-    assert elapsed < 3 + 6
+    assert elapsed < 3 + 12
 
 
 def test_job_on_local_compute_says_so(local_home: Path, capsys: pytest.CaptureFixture[str]) -> None:

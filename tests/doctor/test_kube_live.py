@@ -157,3 +157,44 @@ def test_cli_full_stack_with_drift_and_job(
     code = main(["doctor", "job", sc["pod"]["metadata"]["name"], "--manifest", str(m)])
     text = capsys.readouterr().out
     assert code == 1 and "job.node_group_max" in text and "maxSize" in text
+
+
+@pytest.mark.parametrize(("code", "status"), [(200, "ok"), (401, "ok"), (404, "warn")])
+def test_argo_server_answers(code: int, status: str) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"version": "v3.6.2"} if code == 200 else {"code": code}).encode()
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        f = orchestrator.server_finding(f"http://127.0.0.1:{srv.server_address[1]}", 10)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert f.status == status
+    if code == 200:
+        assert "(Argo v3.6.2)" in f.detail
+
+
+def test_argo_server_unreachable(closed_port: int, silent_port: int) -> None:
+    refused = orchestrator.server_finding(f"http://127.0.0.1:{closed_port}", 2)
+    assert (
+        refused.status == "fail" and "unreachable" in refused.detail and "port-forward" in (refused.fix or "")
+    )
+    start = time.monotonic()
+    silent = orchestrator.server_finding(f"http://127.0.0.1:{silent_port}", 1)
+    assert time.monotonic() - start < 1 + 1
+    assert silent.status == "fail"
