@@ -69,15 +69,27 @@ def query(
         else:
             console.print(f"wrote {rows} row{'s' if rows != 1 else ''} to {out}")
         return
-    table = reader.read_all()
     if json_out:
+        table = reader.read_all()
         emit_json({"columns": table.column_names, "rows": _json_rows(table), "row_count": table.num_rows})
         return
-    shown = table if limit == 0 else table.slice(0, limit)
-    print_table(None, table.column_names, ([r[c] for c in table.column_names] for r in shown.to_pylist()))
-    more = table.num_rows - shown.num_rows
+    # keep only the rows to print; the rest is counted as it streams past (a big table never sits in memory)
+    import pyarrow as pa
+
+    kept: list[Any] = []
+    held = total = 0
+    for batch in reader:
+        total += batch.num_rows
+        if limit == 0 or held < limit:
+            part = batch if limit == 0 else batch.slice(0, limit - held)
+            kept.append(part)
+            held += part.num_rows
+    shown = pa.Table.from_batches(kept, schema=reader.schema)
+    names = shown.column_names
+    print_table(None, names, ([r[c] for c in names] for r in shown.to_pylist()))
+    more = total - shown.num_rows
     tail = f" ({more} not shown; --limit 0 prints all, --out saves all)" if more else ""
-    err_console.print(f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}{tail}")
+    err_console.print(f"{total} row{'s' if total != 1 else ''}{tail}")
 
 
 def _json_rows(table: Any) -> list[dict[str, Any]]:
