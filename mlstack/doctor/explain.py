@@ -15,7 +15,7 @@ from typing import Any
 
 from mlstack.doctor import kube
 from mlstack.doctor.core import DEFAULT_TIMEOUT, Check, Finding, Report, Sink, fail, ok, run_checks, warn
-from mlstack.manifest import KubernetesCompute, Manifest
+from mlstack.manifest import ArgoOrchestrator, KubernetesCompute, Manifest
 
 _NODES = re.compile(r"(\d+)/(\d+) nodes are available(?::\s*(.*?))?(?:\.\s*preemption:.*)?\.?\s*$", re.S)
 _TAINT = re.compile(r"(?:untolerated taint|had taint) \{([^:}]+):\s*([^}]*)\}")
@@ -598,6 +598,10 @@ def explain_job(
                 sink.extend(explain_pod(pod, cluster.events(ns, name), nodes, c))
                 return
             wf = cluster.workflow(ns, name)
+            wf_ns = ns
+            argo_ns = m.orchestrator.namespace if isinstance(m.orchestrator, ArgoOrchestrator) else None
+            if wf is None and namespace is None and argo_ns and argo_ns != ns:
+                wf, wf_ns = cluster.workflow(argo_ns, name), argo_ns
             if wf is None:
                 sink.add(
                     fail(
@@ -607,9 +611,9 @@ def explain_job(
                     )
                 )
                 return
-            pods = cluster.pods(ns, f"workflows.argoproj.io/workflow={name}")
-            pairs = [(p, cluster.events(ns, _meta(p).get("name"))) for p in pods]
-            sink.extend(explain_workflow(wf, pairs, cluster.events(ns, name), nodes, c))
+            pods = cluster.pods(wf_ns, f"workflows.argoproj.io/workflow={name}")
+            pairs = [(p, cluster.events(wf_ns, _meta(p).get("name"))) for p in pods]
+            sink.extend(explain_workflow(wf, pairs, cluster.events(wf_ns, name), nodes, c))
         except Exception as exc:
             sink.add(kube.api_error(exc, c, f"reading {ns}/{name}"))
 

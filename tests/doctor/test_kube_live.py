@@ -198,3 +198,15 @@ def test_argo_server_unreachable(closed_port: int, silent_port: int) -> None:
     silent = orchestrator.server_finding(f"http://127.0.0.1:{silent_port}", 1)
     assert time.monotonic() - start < 1 + 1
     assert silent.status == "fail"
+
+
+def test_explain_workflow_in_the_orchestrator_namespace(cluster_url: str, api: FakeApi) -> None:
+    """A workflow submitted to orchestrator.namespace is found when it differs from compute.namespace."""
+    m = fixture("manifest_prod.json")
+    m["orchestrator"]["namespace"] = "ml-pipelines"
+    wf = copy.deepcopy(fixture("workflow_quota.json")["workflow"])
+    wf["metadata"]["namespace"] = "ml-pipelines"
+    api.add("workflows", wf)
+    report = explain.explain_job(manifest.from_dict(m), "train-q", timeout=30)
+    (f,) = report.findings
+    assert f.check == "job.quota" and "namespace ml-pipelines" in f.detail
