@@ -87,3 +87,18 @@ def test_report_summary() -> None:
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError):
         run_checks([], timeout=0)
+
+
+def test_doctor_modules_import_no_client_library() -> None:
+    """Clients load inside the checks that need them: `mlstack doctor` on a local stack stays quick."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json, mlstack.doctor.runner, mlstack.doctor.explain, mlstack.doctor.preflight, "
+        "mlstack.cli.doctor_cmd; heavy = ('boto3', 'botocore', 'kubernetes', 'snowflake', 'databricks', "
+        "'duckdb', 'pulumi', 'pyarrow'); print(json.dumps([m for m in heavy if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
