@@ -117,7 +117,10 @@ def _scheduling(reasons: list[tuple[int, str]], total: int, ctx: _Ctx, autoscale
                     "tolerations), then resubmit",
                 )
             )
-        elif "didn't match Pod's node affinity/selector" in reason or "node affinity/selector" in reason:
+        elif "node affinity/selector" in reason:
+            if total and count < total:
+                # other nodes do match the selector and were rejected for their own reasons: those are the cause
+                continue
             out.append(
                 fail(
                     "job.node_selector",
@@ -280,7 +283,9 @@ def _autoscaler(events: Sequence[Mapping[str, Any]], ctx: _Ctx) -> tuple[list[Fi
                             "larger GPU instance type",
                         )
                     )
-                elif "node affinity/selector" in part:
+                elif "node affinity/selector" in part and not any(
+                    "max node group size" in p or "Insufficient" in p for p in parts
+                ):
                     out.append(
                         fail(
                             "job.node_selector",
@@ -401,7 +406,7 @@ def _image_findings(pod: Mapping[str, Any], events: Sequence[Mapping[str, Any]],
         out.append(
             fail(
                 "job.image_pull",
-                f"pod {ctx.ns}/{ctx.name}: cannot pull {image}: {why} ({msg.strip()[:200]})",
+                f"pod {ctx.ns}/{ctx.name}: cannot pull {image}: {why} ({_pull_reason(msg, image)})",
                 fix,
             )
         )
@@ -430,6 +435,16 @@ def _image_findings(pod: Mapping[str, Any], events: Sequence[Mapping[str, Any]],
                 )
             )
     return out
+
+
+def _pull_reason(message: str, image: str) -> str:
+    """The registry's answer from a kubelet pull message, without the image repeated three times."""
+    text = message.strip()
+    prefix = f'Failed to pull image "{image}": '
+    if text.startswith(prefix):
+        text = text[len(prefix) :]
+    text = text.replace(f'"{image}"', "it").replace(image, "it")
+    return text if len(text) <= 200 else "..." + text[-197:]
 
 
 def quota_findings(messages: Sequence[str], namespace: str) -> list[Finding]:

@@ -40,7 +40,8 @@ def test_scheduler_message_parsing() -> None:
 def test_insufficient_gpu_with_node_group_at_max() -> None:
     got = _explain("job_gpu_max_node_group.json")
     assert "lack free nvidia.com/gpu (it asks for 1)" in got["job.insufficient"].detail
-    assert "job.node_selector" in got
+    # the CPU nodes do not match the selector, the GPU node does: the selector is not the cause
+    assert "job.node_selector" not in got
     mx = got["job.node_group_max"]
     assert mx.status == "fail" and "maximum size" in mx.detail and "maxSize" in (mx.fix or "")
     assert "job.no_scale_up" not in got  # the autoscaler did react
@@ -103,6 +104,7 @@ def test_image_pull_denied() -> None:
     got = _explain("job_image_denied.json")
     f = got["job.image_pull"]
     assert "not allowed to pull" in f.detail and "AmazonEC2ContainerRegistryReadOnly" in (f.fix or "")
+    assert "(failed to pull and unpack image it: failed to resolve reference it: pull access denied" in f.detail
 
 
 def test_namespace_quota_on_a_workflow() -> None:
