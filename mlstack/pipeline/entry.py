@@ -1,0 +1,180 @@
+"""Run one step of a pipeline in this process: ``python -m mlstack.pipeline.entry SOURCE STEP ...``.
+
+The same entry runs a step locally (the local runner) and in a pod (the Argo WorkflowTemplate):
+
+- local (``--run-dir DIR [--index I]``): params from ``DIR/params.json``, upstream results from the pickles
+  of earlier steps under ``DIR/steps/``; the result is pickled to this step's folder, so any Python object
+  can pass between steps.
+- Argo (``--argo``): params as ``--param k=v``, upstream results as ``--input dep=JSON``, upstream lineage
+  as ``--lineage JSON``, the fan-out item as ``--item``; the result (JSON) and the run's inputs so far are
+  written under ``--out`` for Argo's output parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from mlstack.errors import MlstackError
+
+ARGO_OUT = "/tmp/mlstack"
+
+
+def step_dir(run_dir: Path, name: str, index: int | None) -> Path:
+    d = run_dir / "steps" / name
+    return d if index is None else d / str(index)
+
+
+def read_output(run_dir: Path, name: str) -> Any:
+    """A finished step's result; for a fan-out step, the list of its results in item order."""
+    base = run_dir / "steps" / name
+    fan = base / "fanout.json"
+    if fan.exists():
+        count = json.loads(fan.read_text())["count"]
+        return [_unpickle(base / str(i) / "output.pkl") for i in range(count)]
+    return _unpickle(base / "output.pkl")
+
+
+def _unpickle(path: Path) -> Any:
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+def _parse_item(raw: str) -> Any:
+    # Argo substitutes {{item}} raw: JSON for objects and numbers, bare text for strings
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _kv(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        k, _, v = p.partition("=")
+        out[k] = v
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mlstack.pipeline.entry")
+    ap.add_argument("source")
+    ap.add_argument("step")
+    ap.add_argument("--run-dir")
+    ap.add_argument("--index", type=int)
+    ap.add_argument("--argo", action="store_true")
+    ap.add_argument("--param", action="append", default=[])
+    ap.add_argument("--input", action="append", default=[])
+    ap.add_argument("--lineage", action="append", default=[])
+    ap.add_argument("--item")
+    ap.add_argument("--out", default=ARGO_OUT)
+    ns = ap.parse_args(argv)
+
+    from mlstack.pipeline.spec import load
+
+    started = time.time()
+    try:
+        pipe = load(ns.source)
+        if ns.step not in pipe.steps:
+            raise MlstackError(f"pipeline {pipe.name!r} has no step {ns.step!r}", fix="check the step name")
+        s = pipe.steps[ns.step]
+        deps = pipe.deps(s.name)
+        kwargs: dict[str, Any] = {}
+        if ns.argo:
+            params = pipe.resolve_params(_kv(ns.param))
+            inputs = {k: json.loads(v) for k, v in _kv(ns.input).items()}
+            out = Path(ns.out)
+            out.mkdir(parents=True, exist_ok=True)
+            inputs_file = out / "inputs.jsonl"
+            os.environ.setdefault("MLSTACK_RUN_INPUTS", str(inputs_file))
+            _seed_lineage(ns.lineage)
+            item = _parse_item(ns.item) if ns.item is not None else None
+        else:
+            run_dir = Path(ns.run_dir)
+            params = json.loads((run_dir / "params.json").read_text())
+            inputs = {d: read_output(run_dir, d) for d in deps}
+            item = None
+            if s.foreach is not None:
+                source = inputs[s.foreach] if s.foreach in pipe.steps else params[s.foreach]
+                item = list(source)[ns.index]
+        for a in s.arg_names:
+            if a == s.foreach:
+                kwargs[a] = item
+            elif a in pipe.steps:
+                kwargs[a] = inputs[a]
+            elif a in params:
+                kwargs[a] = params[a]
+        print(
+            f"[mlstack] step {s.name}" + (f"[{ns.index}]" if ns.index is not None else "") + " starting",
+            flush=True,
+        )
+        result = s.func(**kwargs)
+    except MlstackError as exc:
+        print(f"error: {exc.message}" + (f"\nfix: {exc.fix}" if exc.fix else ""), file=sys.stderr, flush=True)
+        return 1
+    except Exception:
+        traceback.print_exc()
+        return 1
+    if ns.argo:
+        _write_argo_outputs(Path(ns.out), result)
+    else:
+        d = step_dir(Path(ns.run_dir), s.name, ns.index)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / "output.pkl.tmp"
+        with open(tmp, "wb") as fh:
+            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, d / "output.pkl")
+        meta = {"length": len(result) if isinstance(result, list | tuple) else None}
+        (d / "meta.json").write_text(json.dumps(meta))
+    print(f"[mlstack] step {s.name} done in {time.time() - started:.2f}s", flush=True)
+    return 0
+
+
+def _seed_lineage(entries: list[str]) -> None:
+    """Record what upstream pods read, so this step's artifacts carry the whole run's lineage."""
+    from mlstack import run
+
+    r = run.current()
+    for raw in entries:
+        try:
+            data = json.loads(raw) if raw else []
+        except ValueError:
+            continue
+        # a fan-out upstream gives a list of JSON texts (one per pod); flatten
+        stack = [data]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, str):
+                try:
+                    stack.append(json.loads(x))
+                except ValueError:
+                    pass
+            elif isinstance(x, list):
+                stack.extend(x)
+            elif isinstance(x, dict) and "type" in x and "name" in x:
+                r.record_input(x["type"], x["name"], x.get("version"), source=x.get("source"))
+
+
+def _write_argo_outputs(out: Path, result: Any) -> None:
+    from mlstack import run
+
+    try:
+        text = json.dumps(result)
+    except TypeError as exc:
+        raise SystemExit(
+            f"error: on Argo a step's return value must be JSON (got {type(result).__name__}: {exc}); "
+            "return small values and put large ones in mlstack.artifacts or mlstack.data"
+        ) from None
+    (out / "result.json").write_text(text)
+    (out / "inputs.json").write_text(json.dumps([i.to_dict() for i in run.current().inputs()]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
