@@ -51,6 +51,7 @@ def plan(
     no_fail: Annotated[
         bool, typer.Option("--no-fail", help="Exit 0 even with high-severity findings.")
     ] = False,
+    tree: Annotated[bool, typer.Option("--tree", help="Print every resource, nested by component.")] = False,
     skip: Annotated[
         list[str] | None, typer.Option("--skip", help="Rule id to skip (repeatable), e.g. --skip KMS-003.")
     ] = None,
@@ -90,7 +91,7 @@ def plan(
         d["exit_code"] = 1 if failed else 0
         emit_json(d)
         return 1 if failed else 0
-    _print_text(d)
+    _print_text(d, full_tree=tree)
     if graph is not None:
         console.print(f"drawing ({graph.value}) written to {out}")
     if failed:
@@ -113,7 +114,16 @@ def _tree_rows(nodes: list[dict], depth: int = 0) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _print_text(d: dict) -> None:
+def _rich_tree(nodes: list[dict], parent) -> None:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
+
+    for n in nodes:
+        label = f"[bold]{escape(n['name'])}[/] [dim]{escape(n['type'])}[/]"
+        branch = parent.add(label)
+        _rich_tree(n.get("children", []), branch)
+
+
+def _print_text(d: dict, *, full_tree: bool = False) -> None:
     from rich.markup import escape
 
     s = d["summary"]
@@ -123,7 +133,14 @@ def _print_text(d: dict) -> None:
         f"sent to a cloud. Config: {escape(str(d['config_file']))}; region {d['region']}."
     )
     console.print(f"{s['resources']} resources in {s['components']} components")
-    print_table("Components", ["component", "type", "resources"], _tree_rows(d["tree"]))
+    if full_tree:
+        from rich.tree import Tree
+
+        root = Tree(f"[bold]{escape(d['project'])}[/]")
+        _rich_tree(d["tree"], root)
+        console.print(root)
+    else:
+        print_table("Components", ["component", "type", "resources"], _tree_rows(d["tree"]))
     print_table("Resources by type", ["type", "count"], list(d["counts_by_type"].items()))
     c = d["cost"]
     print_table(

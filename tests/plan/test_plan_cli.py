@@ -104,3 +104,9 @@ def test_html_is_self_contained(make_stack, tmp_path: Path) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "@import" not in page and "default-src 'none'" in page
     assert "offline estimate, not a Pulumi preview" in page
+
+
+def test_tree_prints_every_resource_under_its_component(make_stack, capsys) -> None:
+    assert main(["plan", str(make_stack(GOOD, {})), "--tree"]) == 0
+    out = capsys.readouterr().out
+    assert "one-key" in out and "two-key" in out and "aws:kms/key:Key" in out

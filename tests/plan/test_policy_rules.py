@@ -160,7 +160,9 @@ def _cluster(
         aws.iam.OpenIdConnectProvider("oidc", url=f"https://{ISS}", client_id_lists=["sts.amazonaws.com"])
 
 
-def _nodegroup(*, types: list[str], taint: bool = True, ami: str = "AL2023_x86_64_NVIDIA") -> None:
+def _nodegroup(
+    *, types: list[str], taint: bool = True, ami: str = "AL2023_x86_64_NVIDIA", ssh: str | None = None
+) -> None:
     import pulumi_aws as aws
 
     aws.eks.NodeGroup(
@@ -172,6 +174,7 @@ def _nodegroup(*, types: list[str], taint: bool = True, ami: str = "AL2023_x86_6
         ami_type=ami,
         scaling_config={"min_size": 0, "max_size": 2, "desired_size": 0},
         taints=[{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}] if taint else None,
+        remote_access={"ec2_ssh_key": ssh} if ssh else None,
     )
 
 
@@ -448,6 +451,10 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
     "EKS-007": (
         lambda: _nodegroup(types=["g5.xlarge"], ami="AL2023_x86_64_STANDARD"),
         lambda: _nodegroup(types=["g5.xlarge"], ami="BOTTLEROCKET_x86_64_NVIDIA"),
+    ),
+    "EKS-008": (
+        lambda: _nodegroup(types=["g5.xlarge"], ssh="ops-key"),
+        lambda: _nodegroup(types=["g5.xlarge"]),
     ),
     "EC2-001": (lambda: _lt(tokens="optional"), _lt),
     "EC2-002": (lambda: _lt(hop=3), lambda: _lt(hop=2)),

@@ -229,3 +229,19 @@ def _ebs(r: Resource | None, ctx: Context) -> Iterator[str]:
         ebs = (bd or {}).get("ebs") or {}
         if ebs and str(ebs.get("encrypted")).lower() != "true":
             yield f"{r.name}: volume {bd.get('deviceName')} is not encrypted"
+
+
+@rule(
+    "EKS-008",
+    "medium",
+    "eks",
+    "SSH access to worker nodes",
+    "drop remote_access (no SSH key on nodes); use SSM Session Manager or kubectl debug when you must get in",
+    NODE_GROUP,
+)
+def _ssh(r: Resource | None, ctx: Context) -> Iterator[str]:
+    assert r is not None
+    ra = ctx.inputs(r).get("remoteAccess") or {}
+    if ra.get("ec2SshKey"):
+        open_to = "any source" if not ra.get("sourceSecurityGroupIds") else "the listed security groups"
+        yield f"node group {r.name} accepts SSH with key {ra['ec2SshKey']} from {open_to}"
