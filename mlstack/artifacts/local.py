@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mlstack.artifacts._base import Backend, Progress, copy_hashing, mismatch
+from mlstack.artifacts._base import Backend, Progress, copy_file_hashing, mismatch
 from mlstack.artifacts._model import blob_key
 from mlstack.errors import IntegrityError
 
@@ -64,8 +64,7 @@ class LocalBackend(Backend):
     ) -> tuple[str, int, bool]:
         tmp = self._tmpfile()
         try:
-            with open(path, "rb", buffering=0) as src, open(tmp, "wb", buffering=0) as dst:
-                digest, size = copy_hashing(src, dst, progress)  # type: ignore[arg-type]
+            digest, size = copy_file_hashing(path, tmp, progress)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -96,8 +95,8 @@ class LocalBackend(Backend):
             ) from None
 
     def get_to_file(self, digest: str, size: int, dest: Path, progress: Progress | None = None) -> None:
-        with self._open_blob(digest) as src, open(dest, "wb", buffering=0) as dst:
-            actual, _ = copy_hashing(src, dst, progress)
+        self._open_blob(digest).close()  # a clear error when the blob is missing
+        actual, _ = copy_file_hashing(self._path(blob_key(digest)), dest, progress)
         if actual != digest:
             dest.unlink(missing_ok=True)
             raise mismatch(f"blob {self._path(blob_key(digest))}", digest, actual)

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from mlstack.artifacts import _base
-from mlstack.artifacts._base import CHUNK, copy_hashing, sha256_file
+from mlstack.artifacts._base import CHUNK, FILE_CHUNK, copy_file_hashing, copy_hashing, sha256_file
 
 
 @pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17, 9 * CHUNK])
@@ -62,3 +62,29 @@ def test_importing_the_artifacts_package_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+@pytest.mark.parametrize("size", [0, 1, FILE_CHUNK - 1, FILE_CHUNK, 2 * FILE_CHUNK + 3])
+@pytest.mark.parametrize("sendfile", [True, False])
+def test_copy_file_hashing_hashes_what_it_wrote(
+    size: int,
+    sendfile: bool,
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    import errno
+    import os
+
+    if not sendfile:  # the portable fallback, as on a system whose sendfile cannot write files
+
+        def refuse(*a: object) -> int:
+            raise OSError(errno.EINVAL, "Invalid argument")
+
+        monkeypatch.setattr(os, "sendfile", refuse)
+    data = (bytes(range(251)) * (size // 251 + 1))[:size]
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.write_bytes(data)
+    seen: list[int] = []
+    digest, n = copy_file_hashing(src, dst, seen.append)
+    assert (digest, n) == (hashlib.sha256(data).hexdigest(), size)
+    assert dst.read_bytes() == data and sum(seen) == size

@@ -54,7 +54,10 @@ class Slow:
     def readinto(self, b):
         time.sleep(0.02)
         return self.f.readinto(b)
-local.copy_hashing = lambda src, dst, progress=None: orig(Slow(src), dst, progress)
+def slow_copy(src, dst, progress=None):
+    with open(src, "rb", buffering=0) as s, open(dst, "wb", buffering=0) as d:
+        return orig(Slow(s), d, progress)
+local.copy_file_hashing = slow_copy
 s3.PART_SIZE = 5 << 20
 s3.TRANSFER_THREADS = 2
 st = mlstack.artifacts.store()
