@@ -104,7 +104,9 @@ def test_image_pull_denied() -> None:
     got = _explain("job_image_denied.json")
     f = got["job.image_pull"]
     assert "not allowed to pull" in f.detail and "AmazonEC2ContainerRegistryReadOnly" in (f.fix or "")
-    assert "(failed to pull and unpack image it: failed to resolve reference it: pull access denied" in f.detail
+    assert (
+        "(failed to pull and unpack image it: failed to resolve reference it: pull access denied" in f.detail
+    )
 
 
 def test_namespace_quota_on_a_workflow() -> None:

