@@ -187,6 +187,8 @@ class ArtifactStore:
         if r.alias:
             doc = self.backend.read_doc(alias_key(r.name, r.alias))
             if doc is None:
+                if not self._numbers(r.name):
+                    raise self._unknown(r.name)
                 known = ", ".join(self.aliases(r.name)) or "none"
                 raise ArtifactNotFound(
                     f"artifact {r.name!r} has no alias {r.alias!r} (aliases: {known})",

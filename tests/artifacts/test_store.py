@@ -131,6 +131,8 @@ def test_versions_refs_and_digest_prefixes(art: StoreEnv) -> None:
         mlstack.artifacts.show("m@9")
     with pytest.raises(errors.ArtifactNotFound, match="no artifact named 'nope'"):
         mlstack.artifacts.get("nope", "x")
+    with pytest.raises(errors.ArtifactNotFound, match="no artifact named 'nope'"):
+        mlstack.artifacts.show("nope:production")
     with pytest.raises(errors.UsageError):
         mlstack.artifacts.show("m@zz!")
     assert [v.version for v in mlstack.artifacts.ls("m")] == [3, 2, 1]
