@@ -47,7 +47,8 @@ class MLStackArgs(TypedDict, total=False):
     """The manifest's ``stack``. Default: the Pulumi stack name."""
     grant: bool
     """Grant the jobs role read on the data and read/write on the artifacts. Default: True. Grants the
-    compute component already made (its ``artifact_store`` / ``data_layer`` args) are not repeated."""
+    compute or orchestrator component already made (their ``artifact_store`` / ``data_layer`` args) are
+    not repeated."""
     publish_configmap: bool
     """With Kubernetes compute, publish the manifest as the ConfigMap jobs read. Default: True."""
     export_manifest: bool
@@ -133,8 +134,13 @@ class MLStack(pulumi.ComponentResource):
         role = getattr(self.compute, "jobs_role", None)
         self.jobs_role_arn = getattr(role, "arn", None) if role is not None else None
         if a.get("grant", True) and role is not None:
-            # the compute component may already have granted (its artifact_store / data_layer args)
-            if getattr(self.compute, "artifact_store", None) is not self.artifacts:
+            # the compute or orchestrator component may already have granted (their artifact_store /
+            # data_layer args): one grant per store and role, never duplicates
+            granted = (
+                getattr(self.compute, "artifact_store", None),
+                getattr(self.orchestrator, "artifact_store", None),
+            )
+            if not any(g is self.artifacts for g in granted):
                 self.grants.append(self.artifacts.grant_write(role, f"{name}-jobs-artifacts-rw"))
             if getattr(self.compute, "data_layer", None) is not self.data and hasattr(
                 self.data, "grant_read"

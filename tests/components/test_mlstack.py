@@ -159,6 +159,19 @@ def test_manifest_output_is_the_whole_valid_manifest_without_secrets(pulumi_run)
     assert comp.outputs["manifest"] == m
 
 
+def test_no_duplicate_artifact_grant_when_the_orchestrator_granted(pulumi_run) -> None:
+    def program() -> None:
+        from mlstack.components import MLStack
+
+        layers = _fakes()
+        layers["orchestrator"].artifact_store = layers["artifacts"]
+        layers["artifacts"].grant_write(layers["compute"].jobs_role, "argo-grant-art")
+        MLStack("ml", layers)
+
+    rec = pulumi_run(program, project="p", stack="dev")
+    assert _policies(rec) == {"argo-grant-art": "art:write", "ml-jobs-data-read": "lake:read"}
+
+
 def test_configmap_through_the_orchestrator(pulumi_run) -> None:
     rec = pulumi_run(_stack(), project="p", stack="dev")
     (cm,) = rec.by_type("kubernetes:core/v1:ConfigMap")
