@@ -1,9 +1,112 @@
-"""mlstack pipeline commands (see the issue that owns this layer)."""
+"""``mlstack run PATH [--local|--argo] [-p k=v ...]`` and ``mlstack render PATH --argo``.
+
+PATH is a Python file or a folder holding ``pipeline.py``. Heavy imports (hera) stay inside the commands.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from mlstack.cli._common import JsonOpt, ManifestOpt, console, emit_json, err_console, parse_kv, print_table
+
+PathArg = Annotated[Path, typer.Argument(help="A pipeline file, or a folder holding pipeline.py.")]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="Set a pipeline param: -p key=value (repeatable; lists as JSON)."),
+]
+ImageOpt = Annotated[
+    str | None, typer.Option("--image", help="Container image for steps that name none (Argo only).")
+]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the root app."""
+    app.command("run")(run)
+    app.command("render")(render)
+
+
+def run(
+    path: PathArg,
+    local: Annotated[bool, typer.Option("--local", help="Run the steps as local subprocesses.")] = False,
+    argo: Annotated[bool, typer.Option("--argo", help="Submit to the stack's Argo server.")] = False,
+    param: ParamOpt = None,
+    max_parallel: Annotated[
+        int | None, typer.Option("--max-parallel", min=1, help="Local: steps at once. Default: the cores.")
+    ] = None,
+    image: ImageOpt = None,
+    manifest_path: ManifestOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a pipeline: locally (default on the local stack) or on Argo (default when the stack has Argo)."""
+    from mlstack.errors import UsageError
+    from mlstack.pipeline import load
+
+    if local and argo:
+        raise UsageError("--local and --argo exclude each other", fix="pick one")
+    params = parse_kv(param, "--param")
+    loaded = load_manifest(manifest_path)
+    pipe = load(path)
+    where = "argo" if argo else "local" if local else loaded.manifest.orchestrator.kind
+    if where == "argo":
+        from mlstack.pipeline.argo import ArgoRunner
+
+        info = ArgoRunner(loaded.manifest).submit(pipe, params, image=image)
+        if json_out:
+            emit_json(info)
+        else:
+            console.print(f"Submitted [bold]{info['workflow']}[/] from WorkflowTemplate {info['template']}")
+            console.print(f"  {info['url']}")
+        return
+    from mlstack.pipeline.local import LocalRunner
+
+    if not json_out:
+        console.print(f"Running pipeline [bold]{pipe.name}[/] locally ({len(pipe.steps)} steps)")
+    result = LocalRunner(loaded.manifest, max_parallel=max_parallel).run(pipe, params)
+    if json_out:
+        emit_json(result.to_dict())
+    else:
+        print_table(
+            f"run {result.run_id}: {result.status} in {result.seconds:.1f}s",
+            ["step", "status", "exit", "seconds", "log"],
+            [(s.label, s.status, s.exit_code, f"{s.seconds:.2f}", s.log) for s in result.steps],
+        )
+    result.raise_for_status()  # a failed step: message with its log tail, exit 1
+
+
+def render(
+    path: PathArg,
+    argo: Annotated[
+        bool, typer.Option("--argo", help="Render an Argo WorkflowTemplate (the only target).")
+    ] = False,
+    param: ParamOpt = None,
+    image: ImageOpt = None,
+    manifest_path: ManifestOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print the pipeline as an Argo WorkflowTemplate (YAML on stdout; defaults used are noted on stderr)."""
+    from mlstack.errors import UsageError
+    from mlstack.pipeline import load
+
+    if not argo:
+        raise UsageError("render needs a target", fix="add --argo")
+    from mlstack.pipeline.argo import to_workflow_template
+
+    loaded = load_manifest(manifest_path)
+    pipe = load(path)
+    rendered = to_workflow_template(
+        pipe, manifest=loaded.manifest, params=parse_kv(param, "--param"), image=image
+    )
+    if json_out:
+        emit_json(rendered.to_dict())
+    else:
+        typer.echo(rendered.to_yaml(), nl=False)
+    for note in rendered.notes:
+        err_console.print(f"note: {note}", markup=False)
+
+
+def load_manifest(path: Path | None):
+    from mlstack.cli._common import load
+
+    return load(path)

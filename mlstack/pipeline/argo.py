@@ -1,0 +1,392 @@
+"""Pipelines on Argo Workflows: a WorkflowTemplate built with hera, and ``submit()`` to the Argo server.
+
+Every step is a container template running ``python -m mlstack.pipeline.entry SOURCE STEP --argo`` in the
+step's image; the DAG passes results as output parameters (JSON), fans out with ``withParam``, and passes
+each step's lineage (the tables and artifacts read so far) downstream. GPU steps request the manifest's GPU
+resource (``nvidia.com/gpu`` by default) and get its tolerations and node selector; every step receives
+``MLSTACK_MANIFEST`` from the manifest ConfigMap and the run id (the workflow's name).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlstack.errors import BackendError, ConfigError, CredentialsError, require
+from mlstack.pipeline.spec import Pipeline
+
+require("hera", "k8s", "rendering pipelines for Argo Workflows")
+
+from hera.workflows import (  # noqa: E402
+    DAG,
+    ConfigMapEnv,
+    Container,
+    Env,
+    Parameter,
+    Task,
+    WorkflowTemplate,
+)
+from hera.workflows import Resources as HeraResources  # noqa: E402
+from hera.workflows import models as m  # noqa: E402
+
+DEFAULT_NAMESPACE = "ml-jobs"
+DEFAULT_CONFIGMAP = "mlstack-manifest"
+CONFIGMAP_KEY = "mlstack.json"
+DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+DEFAULT_GPU_TOLERATION = {
+    "key": "nvidia.com/gpu",
+    "operator": "Equal",
+    "value": "true",
+    "effect": "NoSchedule",
+}
+DEFAULT_IMAGE = "python:3.11-slim"
+OUT_DIR = "/tmp/mlstack"
+
+
+def dns(name: str) -> str:
+    return name.replace("_", "-").lower()
+
+
+@dataclass
+class Rendered:
+    """A WorkflowTemplate and the defaults used where the manifest said nothing (``notes``)."""
+
+    template: WorkflowTemplate
+    notes: list[str] = field(default_factory=list)
+    image_set: bool = True
+
+    def to_yaml(self) -> str:
+        return str(self.template.to_yaml())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.template.to_dict())
+
+
+def _settings(manifest: Any) -> dict[str, Any]:
+    from mlstack import manifest as _m
+
+    mf = manifest if isinstance(manifest, _m.Manifest) else _m.resolve(manifest).manifest
+    notes: list[str] = []
+    o, c = mf.orchestrator, mf.compute
+    kube = c if isinstance(c, _m.KubernetesCompute) else None
+    argo = o if isinstance(o, _m.ArgoOrchestrator) else None
+    namespace = (argo and argo.namespace) or (kube and kube.namespace)
+    if not namespace:
+        namespace = DEFAULT_NAMESPACE
+        notes.append(f"no argo orchestrator or kubernetes compute in the manifest: namespace {namespace!r}")
+    sa = (argo and argo.service_account) or (kube and kube.service_account) or None
+    if sa is None:
+        notes.append(
+            "no service account in the manifest: the namespace's default (or Argo's workflowDefaults)"
+        )
+    configmap = (argo and argo.configmap) or DEFAULT_CONFIGMAP
+    if not (argo and argo.configmap):
+        notes.append(f"MLSTACK_MANIFEST from ConfigMap {configmap!r} key {CONFIGMAP_KEY!r} (the default)")
+    if kube is not None:
+        gpu_resource = kube.gpu.resource
+        tolerations = [t.model_dump(exclude_none=True) for t in kube.gpu.tolerations]
+        node_selector = dict(kube.gpu.node_selector)
+        image = kube.image
+    else:
+        gpu_resource, node_selector, image = DEFAULT_GPU_RESOURCE, {}, None
+        tolerations = []
+    if not tolerations:
+        tolerations = [dict(DEFAULT_GPU_TOLERATION)]
+        if kube is None:
+            notes.append("GPU steps tolerate the taint nvidia.com/gpu=true:NoSchedule (the default)")
+    return {
+        "manifest": mf,
+        "namespace": namespace,
+        "service_account": sa,
+        "configmap": configmap,
+        "gpu_resource": gpu_resource,
+        "tolerations": tolerations,
+        "node_selector": node_selector,
+        "image": image,
+        "server_url": argo.server_url if argo else None,
+        "notes": notes,
+    }
+
+
+def _param_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _source_in_image(pipe: Pipeline) -> str:
+    """The pipeline file as the image sees it: relative to the current folder when inside it."""
+    src = Path(pipe.source or f"{pipe.name}.py")
+    try:
+        return src.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return src.name
+
+
+def to_workflow_template(
+    pipe: Pipeline,
+    *,
+    manifest: Any = None,
+    params: Mapping[str, Any] | None = None,
+    image: str | None = None,
+) -> Rendered:
+    """Render ``pipe`` as a hera WorkflowTemplate for the stack ``manifest`` (default: the one in force)."""
+    order = pipe.validate()
+    values = pipe.resolve_params(params)
+    st = _settings(manifest)
+    notes = list(st["notes"])
+    default_image = image or pipe.image or st["image"]
+    image_set = bool(default_image) or all(s.resources.image for s in pipe.steps.values())
+    if not default_image:
+        default_image = DEFAULT_IMAGE
+        if not image_set:
+            notes.append(
+                f"no image (step image=, Pipeline(image=), --image or compute.image): {DEFAULT_IMAGE!r}; "
+                "the image must hold mlstack and this pipeline's code"
+            )
+    source = _source_in_image(pipe)
+    templates: list[dict[str, Any]] = []
+    tasks: list[dict[str, Any]] = []
+    for name in order:
+        s = pipe.steps[name]
+        deps = pipe.deps(name)
+        data_deps = [d for d in deps if d in s.arg_names or d == s.foreach]
+        args = [source, s.name, "--argo", "--out", OUT_DIR]
+        inputs: list[Parameter] = []
+        arguments: list[Parameter] = []
+        for a in s.arg_names:
+            if a in pipe.params and a != s.foreach:
+                args += ["--param", f"{a}={{{{workflow.parameters.{a}}}}}"]
+        for d in data_deps:
+            if d == s.foreach:
+                continue
+            inputs.append(Parameter(name=d))
+            arguments.append(Parameter(name=d, value=f"{{{{tasks.{dns(d)}.outputs.parameters.result}}}}"))
+            args += ["--input", f"{d}={{{{inputs.parameters.{d}}}}}"]
+        for d in deps:
+            inputs.append(Parameter(name=f"lineage-{d}"))
+            arguments.append(
+                Parameter(name=f"lineage-{d}", value=f"{{{{tasks.{dns(d)}.outputs.parameters.inputs}}}}")
+            )
+            args += ["--lineage", f"{{{{inputs.parameters.lineage-{d}}}}}"]
+        with_param = None
+        if s.foreach is not None:
+            inputs.append(Parameter(name="item"))
+            arguments.append(Parameter(name="item", value="{{item}}"))
+            args += ["--item", "{{inputs.parameters.item}}"]
+            with_param = (
+                f"{{{{tasks.{dns(s.foreach)}.outputs.parameters.result}}}}"
+                if s.foreach in pipe.steps
+                else f"{{{{workflow.parameters.{s.foreach}}}}}"
+            )
+        r = s.resources
+        gpu = r.gpus > 0
+        env: list[Any] = [
+            ConfigMapEnv(
+                name="MLSTACK_MANIFEST", config_map_name=st["configmap"], config_map_key=CONFIGMAP_KEY
+            ),
+            Env(name="MLSTACK_RUN_ID", value="{{workflow.name}}"),
+            Env(name="MLSTACK_PIPELINE", value=pipe.name),
+            Env(name="MLSTACK_STEP", value=s.name),
+            Env(name="MLSTACK_RUN_INPUTS", value=f"{OUT_DIR}/inputs.jsonl"),
+            Env(name="PYTHONUNBUFFERED", value="1"),
+        ]
+        env += [Env(name=k, value=v) for k, v in sorted(s.env.items())]
+        resources = HeraResources(
+            cpu_request=r.cpu,
+            memory_request=r.memory,
+            memory_limit=r.memory,
+            gpus=r.gpus or None,
+            gpu_flag=st["gpu_resource"],
+        )
+        templates.append(
+            dict(
+                name=dns(s.name),
+                image=r.image or default_image,
+                command=["python", "-m", "mlstack.pipeline.entry"],
+                args=args,
+                inputs=inputs or None,
+                outputs=[
+                    Parameter(name="result", value_from=m.ValueFrom(path=f"{OUT_DIR}/result.json")),
+                    Parameter(
+                        name="inputs", value_from=m.ValueFrom(path=f"{OUT_DIR}/inputs.json", default="[]")
+                    ),
+                ],
+                env=env,
+                resources=resources if (r.cpu or r.memory or r.gpus) else None,
+                tolerations=[m.Toleration(**t) for t in st["tolerations"]] if gpu else None,
+                node_selector=st["node_selector"] or None if gpu else None,
+                retry_strategy=m.RetryStrategy(limit=s.retries, retry_policy="OnError")
+                if s.retries
+                else None,
+                active_deadline_seconds=s.timeout,
+                labels={"mlstack.io/step": dns(s.name)},
+            )
+        )
+        tasks.append(
+            dict(
+                name=dns(s.name),
+                template=dns(s.name),
+                dependencies=[dns(d) for d in deps] or None,
+                arguments=arguments or None,
+                with_param=with_param,
+            )
+        )
+    with WorkflowTemplate(
+        name=pipe.name,
+        namespace=st["namespace"],
+        entrypoint="main",
+        service_account_name=st["service_account"],
+        arguments=[Parameter(name=k, value=_param_text(v)) for k, v in values.items()] or None,
+        labels={"app.kubernetes.io/managed-by": "mlstack", "mlstack.io/pipeline": pipe.name},
+        annotations={"mlstack.io/description": pipe.description} if pipe.description else None,
+    ) as wt:
+        for kw in templates:
+            Container(**kw)
+        with DAG(name="main"):
+            for kw in tasks:
+                Task(**kw)
+    return Rendered(wt, notes, image_set)
+
+
+class ArgoRunner:
+    """Sends pipelines to the Argo server (registry kind ``argo`` of the orchestrator layer).
+
+    The server URL comes from ``server_url=``, ``$ARGO_SERVER`` (as the argo CLI reads it, e.g. a
+    port-forward ``https://localhost:2746``) or the manifest; the bearer token from ``token=`` or
+    ``$ARGO_TOKEN``. ``$ARGO_INSECURE_SKIP_VERIFY=true`` accepts a self-signed certificate.
+    """
+
+    def __init__(
+        self,
+        manifest: Any = None,
+        *,
+        server_url: str | None = None,
+        token: str | None = None,
+        verify: bool | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        from mlstack import manifest as _m
+
+        if manifest is None or isinstance(manifest, str | os.PathLike | _m.Manifest):
+            self.manifest = manifest
+        else:  # an orchestrator section from the registry: use the manifest in force
+            self.manifest = None
+        self._server = server_url
+        self.token = token if token is not None else os.environ.get("ARGO_TOKEN")
+        if verify is None:
+            verify = os.environ.get("ARGO_INSECURE_SKIP_VERIFY", "").lower() not in ("1", "true", "yes")
+        self.verify = verify
+        self.timeout = timeout
+
+    def render(
+        self, pipe: Pipeline, params: Mapping[str, Any] | None = None, image: str | None = None
+    ) -> Rendered:
+        return to_workflow_template(pipe, manifest=self.manifest, params=params, image=image)
+
+    def _request(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Accept", "application/json")
+        if self.token:
+            tok = self.token if self.token.lower().startswith("bearer ") else f"Bearer {self.token}"
+            req.add_header("Authorization", tok)
+        ctx = None
+        if url.startswith("https://") and not self.verify:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=ctx) as resp:
+                text = resp.read().decode() or "{}"
+                return resp.status, json.loads(text)
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace")
+            try:
+                payload = json.loads(text)
+            except ValueError:
+                payload = {"message": text}
+            return exc.code, payload
+        except (urllib.error.URLError, OSError) as exc:
+            raise BackendError(
+                f"cannot reach the Argo server at {url}: {exc}",
+                fix="check the URL (kubectl -n <argo ns> port-forward svc/argo-workflows-server 2746, "
+                "then ARGO_SERVER=https://localhost:2746)",
+            ) from None
+
+    def submit(
+        self, pipe: Pipeline, params: Mapping[str, Any] | None = None, *, image: str | None = None
+    ) -> dict[str, Any]:
+        """Create or update the WorkflowTemplate, then submit a workflow from it with ``params``."""
+        rendered = self.render(pipe, None, image)
+        if not rendered.image_set:
+            raise ConfigError(
+                f"pipeline {pipe.name!r} names no container image to run on Argo",
+                fix="set Pipeline(image=...), a step's image=, --image, or the manifest's compute.image",
+            )
+        st = _settings(self.manifest)
+        server = (self._server or os.environ.get("ARGO_SERVER") or st["server_url"] or "").rstrip("/")
+        if not server:
+            raise ConfigError(
+                "no Argo server URL: the manifest's orchestrator has no server_url",
+                fix="set $ARGO_SERVER (e.g. https://localhost:2746 after a port-forward) or pass server_url=",
+            )
+        if "://" not in server:
+            server = "https://" + server
+        ns = st["namespace"]
+        name = rendered.template.name
+        body = rendered.to_dict()
+        code, payload = self._request("POST", f"{server}/api/v1/workflow-templates/{ns}", {"template": body})
+        if code == 409:  # exists: update it in place (resourceVersion from the server's copy)
+            code, current = self._request("GET", f"{server}/api/v1/workflow-templates/{ns}/{name}")
+            self._check(code, current, f"read WorkflowTemplate {ns}/{name}")
+            body.setdefault("metadata", {})["resourceVersion"] = current.get("metadata", {}).get(
+                "resourceVersion"
+            )
+            code, payload = self._request(
+                "PUT", f"{server}/api/v1/workflow-templates/{ns}/{name}", {"template": body}
+            )
+        self._check(code, payload, f"create/update WorkflowTemplate {ns}/{name}")
+        values = pipe.resolve_params(params)
+        submit_body = {
+            "namespace": ns,
+            "resourceKind": "WorkflowTemplate",
+            "resourceName": name,
+            "submitOptions": {
+                "generateName": f"{name}-",
+                "parameters": [f"{k}={_param_text(v)}" for k, v in values.items() if k in (params or {})],
+                "labels": "app.kubernetes.io/managed-by=mlstack",
+            },
+        }
+        code, wf = self._request("POST", f"{server}/api/v1/workflows/{ns}/submit", submit_body)
+        self._check(code, wf, f"submit a workflow from {ns}/{name}")
+        wf_name = wf.get("metadata", {}).get("name")
+        return {
+            "workflow": wf_name,
+            "namespace": ns,
+            "template": name,
+            "server": server,
+            "url": f"{server}/workflows/{ns}/{wf_name}",
+            "run_id": wf_name,
+        }
+
+    @staticmethod
+    def _check(code: int, payload: Any, what: str) -> None:
+        if 200 <= code < 300:
+            return
+        msg = payload.get("message") if isinstance(payload, dict) else str(payload)
+        if code in (401, 403):
+            raise CredentialsError(
+                f"the Argo server refused to {what} (HTTP {code}): {msg}",
+                fix="set ARGO_TOKEN to a token of a service account allowed in that namespace "
+                "(kubectl create token <sa> -n <ns>)",
+            )
+        raise BackendError(
+            f"the Argo server could not {what} (HTTP {code}): {msg}", fix="see the message above"
+        )
