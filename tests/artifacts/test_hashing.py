@@ -88,3 +88,21 @@ def test_copy_file_hashing_hashes_what_it_wrote(
     digest, n = copy_file_hashing(src, dst, seen.append)
     assert (digest, n) == (hashlib.sha256(data).hexdigest(), size)
     assert dst.read_bytes() == data and sum(seen) == size
+
+
+def test_progress_bar_only_on_a_terminal_and_for_large_transfers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from mlstack.artifacts import _store
+
+    with _store._progress(1 << 40, "x") as cb:
+        assert cb is None  # pytest's stderr is not a terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    with _store._progress(1 << 10, "small") as cb:
+        assert cb is None
+    with _store._progress(_store.PROGRESS_MIN, "big") as cb:
+        assert cb is not None
+        cb(_store.PROGRESS_MIN)
+    monkeypatch.setenv("MLSTACK_NO_PROGRESS", "1")
+    with _store._progress(_store.PROGRESS_MIN, "off") as cb:
+        assert cb is None
