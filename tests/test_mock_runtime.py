@@ -67,3 +67,31 @@ def test_exported_secrets_stay_marked(pulumi_run) -> None:
     rec = pulumi_run(program)
     assert rec.stack_outputs["plain"] == "v"
     assert is_secret(rec.stack_outputs["hidden"])
+
+
+def test_invokes_are_answered(pulumi_run) -> None:
+    import pulumi
+    import pulumi_aws as aws
+
+    def program() -> None:
+        ident = aws.get_caller_identity_output()
+        aws.kms.Key("k", description=ident.account_id)
+
+    rec = pulumi_run(program)
+    assert rec.one("aws:kms/key:Key").inputs["description"] == "123456789012"
+    assert rec.invokes and rec.invokes[0][0] == "aws:index/getCallerIdentity:getCallerIdentity"
+
+
+def test_runs_do_not_share_exports(pulumi_run) -> None:
+    import pulumi
+    import pulumi_aws as aws
+
+    def first() -> None:
+        aws.kms.Key("k1")
+        pulumi.export("only_in_first", "x")
+
+    def second() -> None:
+        aws.kms.Key("k2")
+
+    pulumi_run(first)
+    assert "only_in_first" not in pulumi_run(second).stack_outputs

@@ -291,19 +291,20 @@ class RecordingMocks(pulumi.runtime.Mocks):
             rid = state["bucket"]
         return rid, state
 
-    def call(self, args: _mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: _mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        # pulumi's MockMonitor.Invoke iterates the failures: an empty list, never None
         self.recording.invokes.append((args.token, dict(args.args)))
         fn = CALLS.get(args.token)
         if fn is not None:
-            return fn(dict(args.args)), None
+            return fn(dict(args.args)), []
         if args.token == "aws:iam/getPolicyDocument:getPolicyDocument":
             import json
 
             return {
                 "json": json.dumps({"Version": "2012-10-17", "Statement": args.args.get("statements", [])}),
                 "id": "policy",
-            }, None
-        return {}, None
+            }, []
+        return {}, []
 
 
 class RecordingMonitor(_mocks.MockMonitor):
@@ -423,6 +424,10 @@ def run(
         cfg = {"aws:region": DEFAULT_REGION}
         cfg.update(config or {})
         pulumi.runtime.set_all_config(cfg)
+        # a fresh root stack per run: otherwise one program's exports (or failing export) leak into the next
+        from pulumi.runtime import settings as _settings
+
+        _settings.ROOT.set(None)
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
         captured: dict[str, Any] = {}
 
