@@ -680,3 +680,64 @@ def test_subnets_as_one_output_and_odd_project_names(pulumi_run) -> None:
 
     rec2 = mock_runtime.run(lambda: program(), project="my.project", stack="dev.1")
     assert rec2.one("aws:eks/cluster:Cluster").inputs["name"] == "my-project-dev-1-gpu"
+
+
+def _snake(name: str) -> str:
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def test_every_aws_input_is_a_real_provider_argument(rec: Recording) -> None:
+    """The mock runtime accepts any key; the real provider would reject a misspelt one at `pulumi up`."""
+    import importlib
+    import inspect
+
+    checked = 0
+    for r in rec.resources:
+        if not r.type.startswith("aws:"):
+            continue
+        _, module_path, cls_name = r.type.split(":")
+        module = importlib.import_module(f"pulumi_aws.{module_path.split('/')[0]}")
+        args_cls = getattr(module, f"{cls_name}Args")
+        allowed = set(inspect.signature(args_cls.__init__).parameters) - {"self"}
+        unknown = {k for k in r.inputs if _snake(k) not in allowed and k not in ("name", "__defaults")}
+        assert not unknown, f"{r.type} {r.name}: {unknown}"
+        checked += 1
+    assert checked > 40
+
+
+@pytest.mark.parametrize(
+    ("args_cls", "used"),
+    [
+        (
+            "eks.ClusterVpcConfigArgs",
+            {"subnet_ids", "endpoint_private_access", "endpoint_public_access", "public_access_cidrs"},
+        ),
+        (
+            "eks.ClusterAccessConfigArgs",
+            {"authentication_mode", "bootstrap_cluster_creator_admin_permissions"},
+        ),
+        (
+            "ec2.LaunchTemplateMetadataOptionsArgs",
+            {"http_endpoint", "http_tokens", "http_put_response_hop_limit", "instance_metadata_tags"},
+        ),
+        (
+            "ec2.LaunchTemplateBlockDeviceMappingEbsArgs",
+            {"volume_size", "volume_type", "encrypted", "delete_on_termination"},
+        ),
+        ("eks.NodeGroupScalingConfigArgs", {"min_size", "desired_size", "max_size"}),
+        ("eks.NodeGroupNodeRepairConfigArgs", {"enabled"}),
+        ("autoscaling.TagTagArgs", {"key", "value", "propagate_at_launch"}),
+        ("eks.ClusterUpgradePolicyArgs", {"support_type"}),
+    ],
+)
+def test_nested_inputs_are_real_provider_fields(args_cls: str, used: set[str]) -> None:
+    import importlib
+    import inspect
+
+    module, cls = args_cls.split(".")
+    params = set(
+        inspect.signature(getattr(importlib.import_module(f"pulumi_aws.{module}"), cls).__init__).parameters
+    )
+    assert used <= params, used - params
