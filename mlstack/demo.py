@@ -1,7 +1,9 @@
 """``mlstack demo``: the local stack, end to end, with no credentials.
 
-Stage 1 (foundation): initialise the local stack and show its manifest and what each layer is.
-Later stages are appended by the layers: load the sample data, run the churn pipeline, show the lineage.
+1. initialise the local stack (artifacts folder, DuckDB + Delta warehouse, manifest);
+2. run the churn example pipeline on it: its ``ingest`` step loads the deterministic sample dataset into the
+   warehouse, then features, parallel training (scikit-learn) and the gated ``production`` alias;
+3. show the model artifact and its lineage: the run that made it and the tables (at their versions) it read.
 """
 
 from __future__ import annotations
@@ -11,15 +13,31 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.cli._common import console, emit_json, print_table
+from mlstack.errors import ConfigError, require
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "churn"
+
+
+def example_path() -> Path:
+    if not (EXAMPLE / "pipeline.py").is_file():
+        raise ConfigError(
+            f"the churn example is not at {EXAMPLE}",
+            fix="install mlstack from a source checkout (pip install -e '.[local,examples]')",
+        )
+    return EXAMPLE
 
 
 def run_demo(home: Path | None, *, json_out: bool = False) -> dict[str, Any]:
     from mlstack import localstack
+    from mlstack import manifest as _manifest
 
+    for module, extra in (("duckdb", "local"), ("deltalake", "local"), ("sklearn", "examples")):
+        require(module, extra, "mlstack demo")
     res = localstack.init(home)
     # the demo's own processes (and the pipeline's steps) use this stack's manifest
     os.environ["MLSTACK_MANIFEST"] = str(res.manifest_path)
     os.environ["MLSTACK_HOME"] = str(res.home)
+    _manifest._cache.clear()
     report: dict[str, Any] = {
         "home": str(res.home),
         "manifest_path": str(res.manifest_path),
@@ -32,6 +50,55 @@ def run_demo(home: Path | None, *, json_out: bool = False) -> dict[str, Any]:
         console.rule("[bold]mlstack demo[/]: the local stack")
         console.print(f"Local stack in [bold]{res.home}[/]; manifest {res.manifest_path}")
         print_table(None, ["layer", "kind", "where"], localstack.describe_layers(res.manifest))
+        console.rule("[bold]the churn pipeline[/], on the local runner")
+
+    from mlstack.pipeline import load
+    from mlstack.pipeline.local import LocalRunner
+
+    pipe = load(example_path())
+    result = LocalRunner(res.manifest, home=str(res.home)).run(pipe)
+    report["run"] = result.to_dict()
+    if not json_out:
+        print_table(
+            f"run {result.run_id}: {result.status} in {result.seconds:.1f}s",
+            ["step", "status", "seconds"],
+            [(s.label, s.status, f"{s.seconds:.2f}") for s in result.steps],
+        )
+    if not result.ok:
+        if json_out:
+            emit_json(report)
+        result.raise_for_status()
+    ingest = result.output("ingest")
+    evaluation = result.output("evaluate")
+    report["dataset"] = ingest
+    report["evaluation"] = evaluation
+
+    import mlstack.artifacts as artifacts
+
+    v = artifacts.show(f"{evaluation['model']}@{evaluation['version']}")
+    report["model"] = {
+        "name": v.name,
+        "version": v.version,
+        "digest": v.digest,
+        "aliases": list(v.aliases),
+        "metadata": dict(v.metadata),
+        "run_id": v.run_id,
+        "inputs": [i if isinstance(i, dict) else getattr(i, "__dict__", str(i)) for i in v.inputs],
+        "lineage": artifacts.lineage_text(v),
+    }
     if json_out:
         emit_json(report)
+        return report
+    console.rule("[bold]the model and its lineage[/]")
+    verdict = (
+        f"[green]promoted to production[/] (AUC {evaluation['auc']:.3f} >= {evaluation['threshold']})"
+        if evaluation["promoted"]
+        else f"[yellow]not promoted[/] (AUC {evaluation['auc']:.3f} < {evaluation['threshold']})"
+    )
+    console.print(f"{v.name}@{v.version}: best of {evaluation['candidates']} (C={evaluation['C']}), {verdict}")
+    console.print(report["model"]["lineage"], markup=False)
+    console.print(
+        f"\nNext: mlstack artifacts show {v.name}:production; "
+        f"mlstack run {example_path()} --local -p threshold=0.8; mlstack render {example_path()} --argo"
+    )
     return report

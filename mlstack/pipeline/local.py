@@ -236,6 +236,10 @@ class LocalRunner:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        # parallel steps each starting a full-size BLAS/OpenMP pool oversubscribe the cores
+        threads = str(max(1, (os.cpu_count() or 1) // self.max_parallel))
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, threads)
         folder = str(Path(pipe.source).parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH", "")) if p)
         started = time.monotonic()
