@@ -249,15 +249,23 @@ def test_missing_and_wrong_layers_are_reported_together(pulumi_run) -> None:
 
 def test_args_fields_are_documented() -> None:
     import ast
-    import inspect
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
 
     from mlstack.components import stack
 
-    tree = ast.parse(inspect.getsource(stack))
+    source = Path(stack.__file__).read_text()
+    # parse on a fresh thread: CPython 3.11's AST validator can trip over the recursion depth left by the
+    # pulumi runtime on this thread ("AST constructor recursion depth mismatch")
+    with ThreadPoolExecutor(1) as pool:
+        tree = pool.submit(ast.parse, source).result()
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "MLStackArgs")
     body = cls.body[1:]
+    fields = [n for n in body if isinstance(n, ast.AnnAssign)]
+    assert len(fields) >= 8
     for i, node in enumerate(body):
         if isinstance(node, ast.AnnAssign):
             doc = body[i + 1]
-            assert isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant), node.target.id  # type: ignore[union-attr]
-            assert "Default" in doc.value.value or "Required" in doc.value.value, node.target.id  # type: ignore[union-attr]
+            name = node.target.id  # type: ignore[union-attr]
+            assert isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant), name
+            assert "Default" in doc.value.value or "Required" in doc.value.value, name
