@@ -1,0 +1,202 @@
+"""The local runner: order, parallelism, fan-out and joins, failure propagation, lineage of outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlstack.pipeline import load
+from mlstack.pipeline.local import LocalRunner, StepFailed
+
+# a rendezvous instead of timings: each branch waits (with a deadline) until the other has started,
+# which only succeeds when both run at the same time
+RENDEZVOUS = """
+import os, time
+from pathlib import Path
+
+def meet(me, other, deadline=60):
+    d = Path(os.environ["MEET_DIR"]); d.mkdir(exist_ok=True)
+    (d / me).touch()
+    end = time.monotonic() + deadline
+    while not (d / other).exists():
+        if time.monotonic() > end:
+            raise SystemExit(f"{other} never ran alongside {me}")
+        time.sleep(0.02)
+    return me
+"""
+
+
+def test_steps_run_in_order_with_fanout_join_and_parallel_branches(write_pipeline, local_home, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("MEET_DIR", str(tmp_path / "meet"))
+    f = write_pipeline(
+        RENDEZVOUS
+        + """
+pipeline = Pipeline("flow", params={"xs": [1, 2], "k": 10})
+
+@pipeline.step
+def start(k):
+    return {"k": k, "run": os.environ["MLSTACK_RUN_ID"], "step": os.environ["MLSTACK_STEP"],
+            "pipeline": os.environ["MLSTACK_PIPELINE"], "manifest": os.environ["MLSTACK_MANIFEST"]}
+
+@pipeline.step(foreach="xs")
+def branch(start, xs):
+    meet(f"b{xs}", f"b{3 - xs}")
+    return start["k"] * xs
+
+@pipeline.step
+def join(branch):
+    return sum(branch), branch
+
+@pipeline.step(foreach="join")
+def again(join):
+    return repr(join)
+"""
+    )
+    pipe = load(f)
+    result = LocalRunner(max_parallel=2).run(pipe, {"k": "3"})
+    assert result.ok, result.to_dict()
+    assert [s.label for s in result.steps] == ["start", "branch[0]", "branch[1]", "join", "again[0]", "again[1]"]
+    start = result.output("start")
+    assert start["run"] == result.run_id and start["step"] == "start" and start["pipeline"] == "flow"
+    assert json.loads(Path(start["manifest"]).read_text())["stack"] == "local"
+    assert result.output("branch") == [3, 6]
+    assert result.output("join") == (9, [3, 6])
+    assert result.output("again") == ["9", "[3, 6]"]
+    assert result.run_dir == local_home / "runs" / result.run_id
+    state = json.loads((result.run_dir / "run.json").read_text())
+    assert state["status"] == "succeeded" and len(state["steps"]) == 6
+    for s in result.steps:
+        assert Path(s.log).is_file() and "starting" in Path(s.log).read_text()
+
+
+def test_one_slot_runs_branches_one_at_a_time(write_pipeline, local_home, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("MEET_DIR", str(tmp_path / "meet"))
+    f = write_pipeline(
+        RENDEZVOUS
+        + """
+pipeline = Pipeline("serial", params={"xs": [1, 2]})
+
+@pipeline.step(foreach="xs", timeout=20)
+def branch(xs):
+    meet(f"b{xs}", f"b{3 - xs}", deadline=2)
+"""
+    )
+    result = LocalRunner(max_parallel=1).run(load(f))
+    assert result.status == "failed"
+    assert result.step("branch[0]").status == "failed"
+    assert "never ran alongside" in result.step("branch[0]").log_tail
+    assert result.step("branch[1]").status == "skipped"  # nothing new starts after a failure
+
+
+def test_a_failing_step_fails_the_run_with_its_log_tail_and_exit_code(write_pipeline, local_home) -> None:
+    f = write_pipeline(
+        """
+import sys
+pipeline = Pipeline("boom")
+
+@pipeline.step
+def ok():
+    return 1
+
+@pipeline.step
+def bad(ok):
+    print("computing the thing")
+    sys.exit(7)
+
+@pipeline.step
+def after(bad):
+    return bad
+"""
+    )
+    pipe = load(f)
+    result = LocalRunner().run(pipe)
+    assert result.status == "failed"
+    assert [(s.label, s.status) for s in result.steps] == [("ok", "succeeded"), ("bad", "failed"), ("after", "skipped")]
+    assert result.step("bad").exit_code == 7
+    with pytest.raises(StepFailed) as e:
+        result.raise_for_status()
+    assert "step bad" in str(e.value) and "exit code 7" in str(e.value) and "computing the thing" in str(e.value)
+    assert e.value.fix and result.step("bad").log in e.value.fix
+    assert e.value.exit_code == 1
+    with pytest.raises(StepFailed):
+        pipe.run()
+
+
+def test_an_exception_shows_its_traceback_and_retries_run_again(write_pipeline, local_home, tmp_path) -> None:
+    f = write_pipeline(
+        f"""
+from pathlib import Path
+pipeline = Pipeline("flaky")
+
+@pipeline.step(retries=1)
+def flaky():
+    marker = Path({str(tmp_path / "tried")!r})
+    if not marker.exists():
+        marker.touch()
+        raise RuntimeError("first attempt fails")
+    return "second attempt"
+"""
+    )
+    result = LocalRunner().run(load(f))
+    assert result.ok and result.step("flaky").attempts == 2
+    assert result.output("flaky") == "second attempt"
+    assert "RuntimeError: first attempt fails" in Path(result.step("flaky").log).read_text()
+
+
+def test_a_step_over_its_timeout_is_killed(write_pipeline, local_home) -> None:
+    f = write_pipeline(
+        """
+import time
+pipeline = Pipeline("slow")
+
+@pipeline.step(timeout=1)
+def sleepy():
+    time.sleep(60)
+"""
+    )
+    result = LocalRunner().run(load(f))
+    assert result.step("sleepy").status == "timed_out"
+    with pytest.raises(StepFailed, match="timed out"):
+        result.raise_for_status()
+
+
+def test_artifacts_name_the_run_and_what_earlier_steps_read(write_pipeline, local_home) -> None:
+    f = write_pipeline(
+        """
+import mlstack.run
+
+pipeline = Pipeline("lineage")
+
+@pipeline.step
+def read():
+    mlstack.run.record_input("table", "customers", "4", source="local")
+    return "read"
+
+@pipeline.step
+def write(read):
+    import mlstack.artifacts as artifacts
+    v = artifacts.put("model", b"weights")
+    return v.version
+"""
+    )
+    result = LocalRunner().run(load(f))
+    assert result.ok, result.to_dict()
+    import mlstack.artifacts as artifacts
+    from mlstack import manifest
+
+    manifest._cache.clear()
+    v = artifacts.store(manifest.local_default()).show("model@1")
+    assert v.run_id == result.run_id
+    assert any(i["type"] == "table" and i["name"] == "customers" and i["version"] == "4" for i in v.inputs)
+
+
+def test_a_pipeline_not_from_a_file_cannot_run_in_subprocesses(local_home) -> None:
+    from mlstack.errors import PipelineError
+    from mlstack.pipeline import Pipeline
+
+    p = Pipeline("inline")
+    p.step(lambda: 1, name="one")
+    with pytest.raises(PipelineError, match="not loaded from a file"):
+        p.run()
