@@ -148,3 +148,18 @@ def test_acceptance_against_seaweedfs_with_wrong_and_right_credentials(
     missing.write_text(json.dumps(m))
     r = _cli(["artifacts", "ls", "--manifest", str(missing)], env)
     assert r.returncode == 1 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_no_aws_credentials_is_a_clear_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    make_env("moto", tmp_path, monkeypatch, request)
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    capsys.readouterr()
+    assert main(["artifacts", "ls"]) == 1
+    err = capsys.readouterr().err
+    assert "no AWS credentials found" in err and "AWS_ACCESS_KEY_ID" in err and "Traceback" not in err
