@@ -22,7 +22,7 @@ BACKENDS: dict[str, dict[str, tuple[str, str]]] = {
         "local": ("mlstack.data.local:LocalSource", "local"),
         "snowflake": ("mlstack.data.snowflake:SnowflakeSource", "snowflake"),
         "databricks": ("mlstack.data.databricks:DatabricksSource", "databricks"),
-        "lakehouse": ("mlstack.data.lakehouse:LakehouseSource", "aws"),
+        "lakehouse": ("mlstack.data.lakehouse:LakehouseSource", "lakehouse"),
     },
     "orchestrator": {
         "local": ("mlstack.pipeline.local:LocalRunner", "local"),
@@ -33,6 +33,7 @@ BACKENDS: dict[str, dict[str, tuple[str, str]]] = {
 # the Python modules each extra brings; used by `mlstack doctor` to compare installed extras with a manifest
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "aws": ("boto3",),
+    "lakehouse": ("boto3", "pyarrow"),
     "k8s": ("kubernetes", "hera"),
     "snowflake": ("snowflake.connector", "pyarrow"),
     "databricks": ("databricks.sdk", "pyarrow"),

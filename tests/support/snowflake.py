@@ -7,7 +7,8 @@ Connector 5.x also wants ``masterToken``, ``validityInSeconds`` and ``sessionId`
 does not send: a tiny ASGI shim in front of fakesnow's app adds them (values are placeholders; fakesnow
 checks no credentials anyway).
 
-The server's interpreter: ``$MLSTACK_FAKESNOW_PYTHON``, else ``<repo>/.venv-fakesnow/bin/python``. Create it with
+The server's interpreter: ``$MLSTACK_FAKESNOW_PYTHON``, else ``<repo>/.venv-fakesnow/bin/python``, which is
+created on first use (set MLSTACK_FAKESNOW_AUTOCREATE=0 to not) as if by
 
     python3 -m venv .venv-fakesnow
     .venv-fakesnow/bin/pip install 'fakesnow[server]==0.12.1' 'snowflake-connector-python>=4,<5'
@@ -111,7 +112,37 @@ def server_python() -> str | None:
     if env:
         return env if Path(env).exists() else None
     candidate = REPO / ".venv-fakesnow" / "bin" / "python"
+    if not candidate.exists() and os.environ.get("MLSTACK_FAKESNOW_AUTOCREATE", "1") == "1":
+        _create_server_venv(candidate.parent.parent)
     return str(candidate) if candidate.exists() else None
+
+
+# fakesnow 0.12.1's server speaks to the 4.x connector; the code under test uses whatever mlstack[snowflake]
+# installs (5.x), so the server lives in its own virtualenv, made once on first use.
+SERVER_REQUIREMENTS = ("fakesnow[server]==0.12.1", "snowflake-connector-python>=4,<5")
+
+
+def _create_server_venv(venv: Path) -> None:
+    """Create the server's virtualenv once (xdist workers wait on a file lock for the first one)."""
+    import fcntl
+    import shutil
+    import sys
+
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / ".venv-fakesnow.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if (venv / "bin" / "python").exists():
+                return
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+            pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *SERVER_REQUIREMENTS],
+                                 capture_output=True, text=True, timeout=900)
+            if pip.returncode != 0:
+                shutil.rmtree(venv, ignore_errors=True)  # never leave a half-made venv that looks usable
+                raise RuntimeError(f"could not install the fakesnow server virtualenv: {pip.stderr[-2000:]}")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _free_port() -> int:
