@@ -95,7 +95,9 @@ def run_demo(home: Path | None, *, json_out: bool = False) -> dict[str, Any]:
         if evaluation["promoted"]
         else f"[yellow]not promoted[/] (AUC {evaluation['auc']:.3f} < {evaluation['threshold']})"
     )
-    console.print(f"{v.name}@{v.version}: best of {evaluation['candidates']} (C={evaluation['C']}), {verdict}")
+    console.print(
+        f"{v.name}@{v.version}: best of {evaluation['candidates']} (C={evaluation['C']}), {verdict}"
+    )
     console.print(report["model"]["lineage"], markup=False)
     console.print(
         f"\nNext: mlstack artifacts show {v.name}:production; "

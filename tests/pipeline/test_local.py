@@ -28,7 +28,9 @@ def meet(me, other, deadline=60):
 """
 
 
-def test_steps_run_in_order_with_fanout_join_and_parallel_branches(write_pipeline, local_home, monkeypatch, tmp_path) -> None:
+def test_steps_run_in_order_with_fanout_join_and_parallel_branches(
+    write_pipeline, local_home, monkeypatch, tmp_path
+) -> None:
     monkeypatch.setenv("MEET_DIR", str(tmp_path / "meet"))
     f = write_pipeline(
         RENDEZVOUS
@@ -57,7 +59,14 @@ def again(join):
     pipe = load(f)
     result = LocalRunner(max_parallel=2).run(pipe, {"k": "3"})
     assert result.ok, result.to_dict()
-    assert [s.label for s in result.steps] == ["start", "branch[0]", "branch[1]", "join", "again[0]", "again[1]"]
+    assert [s.label for s in result.steps] == [
+        "start",
+        "branch[0]",
+        "branch[1]",
+        "join",
+        "again[0]",
+        "again[1]",
+    ]
     start = result.output("start")
     assert start["run"] == result.run_id and start["step"] == "start" and start["pipeline"] == "flow"
     assert json.loads(Path(start["manifest"]).read_text())["stack"] == "local"
@@ -113,11 +122,17 @@ def after(bad):
     pipe = load(f)
     result = LocalRunner().run(pipe)
     assert result.status == "failed"
-    assert [(s.label, s.status) for s in result.steps] == [("ok", "succeeded"), ("bad", "failed"), ("after", "skipped")]
+    assert [(s.label, s.status) for s in result.steps] == [
+        ("ok", "succeeded"),
+        ("bad", "failed"),
+        ("after", "skipped"),
+    ]
     assert result.step("bad").exit_code == 7
     with pytest.raises(StepFailed) as e:
         result.raise_for_status()
-    assert "step bad" in str(e.value) and "exit code 7" in str(e.value) and "computing the thing" in str(e.value)
+    assert (
+        "step bad" in str(e.value) and "exit code 7" in str(e.value) and "computing the thing" in str(e.value)
+    )
     assert e.value.fix and result.step("bad").log in e.value.fix
     assert e.value.exit_code == 1
     with pytest.raises(StepFailed):

@@ -96,10 +96,13 @@ def test_pipeline_names_are_dns_labels() -> None:
 
 
 def test_load_a_folder_a_file_and_bare_steps(write_pipeline, tmp_path) -> None:
-    f = write_pipeline("pipeline = Pipeline('one', params={'x': 1})\n@pipeline.step\ndef s(x):\n    return x\n")
+    f = write_pipeline(
+        "pipeline = Pipeline('one', params={'x': 1})\n@pipeline.step\ndef s(x):\n    return x\n"
+    )
     assert load(f.parent).name == "one" and load(f).source == str(f.resolve())
-    g = write_pipeline("@step\ndef first():\n    return 1\n@step\ndef second(first):\n    return first\n",
-                       name="my_flow.py")
+    g = write_pipeline(
+        "@step\ndef first():\n    return 1\n@step\ndef second(first):\n    return first\n", name="my_flow.py"
+    )
     p = load(g)
     assert p.name == "my-flow" and list(p.steps) == ["first", "second"]
     with pytest.raises(UsageError, match="no pipeline at"):
