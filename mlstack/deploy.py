@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -152,12 +153,23 @@ def _check_project(path: Path) -> Path:
     return path
 
 
+def _has_secrets_provider(target: Target) -> bool:
+    """A stack configured with a KMS/Vault secrets provider needs no passphrase."""
+    for ext in ("yaml", "yml"):
+        f = target.path / f"Pulumi.{target.stack}.{ext}"
+        if f.is_file() and re.search(
+            r"(?m)^secretsprovider:\s*(?!passphrase)\S", f.read_text(encoding="utf-8")
+        ):
+            return True
+    return False
+
+
 def _env_vars(target: Target) -> dict[str, str]:
     env: dict[str, str] = {"PULUMI_SKIP_UPDATE_CHECK": "true", **dict(target.env)}
     backend = target.backend_url or os.environ.get("PULUMI_BACKEND_URL")
     if target.backend_url:
         env["PULUMI_BACKEND_URL"] = target.backend_url
-    if backend and not backend.startswith(("https://", "http://")):
+    if backend and not backend.startswith(("https://", "http://")) and not _has_secrets_provider(target):
         # a self-managed backend encrypts config with a passphrase; without one the CLI would prompt and,
         # non-interactive under the API, fail with a message that does not say what to set
         has = {

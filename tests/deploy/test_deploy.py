@@ -278,6 +278,12 @@ def test_a_file_backend_without_passphrase_is_refused_before_running(stub, proje
     assert stub.argvs() == []
 
 
+def test_a_stack_with_a_kms_secrets_provider_needs_no_passphrase(stub, project, tmp_path, capsys):
+    (project / "Pulumi.dev.yaml").write_text("secretsprovider: awskms://alias/pulumi?region=us-west-2\n")
+    url = f"file://{tmp_path}/state"
+    assert run(["preview", str(project), "--stack", "dev", "--backend", url], capsys)[0] == 0
+
+
 def test_the_backend_option_reaches_the_cli(stub, project, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "pw")
     url = f"file://{tmp_path}/state"
