@@ -66,7 +66,16 @@ def run_demo(home: Path | None, *, json_out: bool = False) -> dict[str, Any]:
         )
     if not result.ok:
         if json_out:
+            import typer
+
+            from mlstack.errors import MlstackError
+
+            try:
+                result.raise_for_status()
+            except MlstackError as exc:
+                report.update(error=type(exc).__name__, message=exc.message, fix=exc.fix, exit_code=1)
             emit_json(report)
+            raise typer.Exit(1)
         result.raise_for_status()
     ingest = result.output("ingest")
     evaluation = result.output("evaluate")

@@ -65,7 +65,19 @@ def run(
         console.print(f"Running pipeline [bold]{pipe.name}[/] locally ({len(pipe.steps)} steps)")
     result = LocalRunner(loaded.manifest, max_parallel=max_parallel).run(pipe, params)
     if json_out:
-        emit_json(result.to_dict())
+        # one JSON document on stdout, failed or not: the error rides in it
+        from mlstack.errors import MlstackError
+
+        doc = result.to_dict()
+        try:
+            result.raise_for_status()
+        except MlstackError as exc:
+            doc.update(error=type(exc).__name__, message=exc.message, fix=exc.fix, exit_code=exc.exit_code)
+            emit_json(doc)
+            err_console.print(f"error: {exc.message}", markup=False, highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        emit_json(doc)
+        return
     else:
         print_table(
             f"run {result.run_id}: {result.status} in {result.seconds:.1f}s",

@@ -22,9 +22,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from mlstack.errors import MlstackError
+from mlstack.errors import ConfigError, MissingExtraError, MlstackError, UsageError
 
 ARGO_OUT = "/tmp/mlstack"
+NO_RETRY = "no-retry"
 
 
 def step_dir(run_dir: Path, name: str, index: int | None) -> Path:
@@ -118,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         result = s.func(**kwargs)
     except MlstackError as exc:
         print(f"error: {exc.message}" + (f"\nfix: {exc.fix}" if exc.fix else ""), file=sys.stderr, flush=True)
+        if ns.run_dir and isinstance(exc, ConfigError | UsageError | MissingExtraError):
+            # a missing package or a bad setting does not fix itself: tell the runner not to retry
+            d = step_dir(Path(ns.run_dir), ns.step, ns.index)
+            d.mkdir(parents=True, exist_ok=True)
+            (d / NO_RETRY).write_text(type(exc).__name__)
         return 1
     except Exception:
         traceback.print_exc()

@@ -23,7 +23,7 @@ from typing import Any
 
 from mlstack import run as _run
 from mlstack.errors import PipelineError
-from mlstack.pipeline.entry import read_output, step_dir
+from mlstack.pipeline.entry import NO_RETRY, read_output, step_dir
 from mlstack.pipeline.spec import Pipeline
 
 TAIL_LINES = 30
@@ -202,7 +202,7 @@ class LocalRunner:
                     with self._lock:
                         self._procs.pop(proc.pid, None)
             res.exit_code = rc
-            if res.status == "succeeded":
+            if res.status == "succeeded" or (d / NO_RETRY).exists():
                 break
         res.seconds = time.monotonic() - started
         if res.status != "succeeded":

@@ -66,6 +66,10 @@ def one(fail):
     data = json.loads(ok.stdout)
     assert data["status"] == "succeeded" and data["steps"][0]["step"] == "one"
     assert Path(data["run_dir"]).is_relative_to(tmp_path / ".mlstack" / "runs")
+    bad_json = _cli(["run", str(f), "-p", "fail=true", "--json"], cwd=tmp_path)
+    assert bad_json.returncode == 1
+    doc = json.loads(bad_json.stdout)  # exactly one JSON document, carrying the error
+    assert doc["status"] == "failed" and doc["error"] == "StepFailed" and doc["steps"][0]["exit_code"] == 3
     bad = _cli(["run", str(f), "-p", "fail=true"], cwd=tmp_path)
     assert bad.returncode == 1
     assert "exit code 3" in bad.stderr and "fix:" in bad.stderr and "Traceback" not in bad.stderr

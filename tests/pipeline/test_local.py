@@ -215,3 +215,20 @@ def test_a_pipeline_not_from_a_file_cannot_run_in_subprocesses(local_home) -> No
     p.step(lambda: 1, name="one")
     with pytest.raises(PipelineError, match="not loaded from a file"):
         p.run()
+
+
+def test_a_missing_package_is_not_retried(write_pipeline, local_home) -> None:
+    f = write_pipeline(
+        """
+pipeline = Pipeline("needs")
+
+@pipeline.step(retries=3)
+def gpu():
+    from mlstack.errors import require
+    require("surely_not_installed_pkg", "examples", "this step")
+"""
+    )
+    result = LocalRunner().run(load(f))
+    step = result.step("gpu")
+    assert step.status == "failed" and step.attempts == 1
+    assert "pip install 'mlstack[examples]'" in step.log_tail
