@@ -376,6 +376,10 @@ class ArgoRunner:
             "run_id": wf_name,
         }
 
+    def run(self, pipe: Pipeline, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Same as :meth:`submit` (runners share ``run``): the workflow runs on the cluster."""
+        return self.submit(pipe, params)
+
     @staticmethod
     def _check(code: int, payload: Any, what: str) -> None:
         if 200 <= code < 300:

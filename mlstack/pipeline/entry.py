@@ -56,6 +56,15 @@ def _parse_item(raw: str) -> Any:
         return raw
 
 
+def _maybe_json(x: Any) -> Any:
+    if isinstance(x, str) and x[:1] in ("{", "["):
+        try:
+            return json.loads(x)
+        except ValueError:
+            return x
+    return x
+
+
 def _kv(pairs: list[str]) -> dict[str, str]:
     out = {}
     for p in pairs:
@@ -91,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         if ns.argo:
             params = pipe.resolve_params(_kv(ns.param))
             inputs = {k: json.loads(v) for k, v in _kv(ns.input).items()}
+            for k, v in inputs.items():
+                # Argo aggregates a fan-out step's results into a list, JSON values possibly still as text
+                if k in pipe.steps and pipe.steps[k].foreach is not None and isinstance(v, list):
+                    inputs[k] = [_maybe_json(x) for x in v]
             out = Path(ns.out)
             out.mkdir(parents=True, exist_ok=True)
             inputs_file = out / "inputs.jsonl"

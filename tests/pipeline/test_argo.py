@@ -201,6 +201,28 @@ def down(up, n, xs):
     assert names == {("t1", "3"), ("t2", "1")}
 
 
+def test_the_entry_decodes_a_fanout_list_argo_aggregated_as_text(write_pipeline, tmp_path) -> None:
+    from mlstack.pipeline import entry
+
+    f = write_pipeline(
+        """
+pipeline = Pipeline("agg", params={"xs": [1, 2]})
+
+@pipeline.step(foreach="xs")
+def branch(xs):
+    return {"x": xs}
+
+@pipeline.step
+def join(branch):
+    return sum(b["x"] for b in branch)
+"""
+    )
+    out = tmp_path / "out"
+    aggregated = json.dumps([json.dumps({"x": 1}), {"x": 2}])
+    assert entry.main([str(f), "join", "--argo", "--out", str(out), "--input", f"branch={aggregated}"]) == 0
+    assert json.loads((out / "result.json").read_text()) == 3
+
+
 # ---------------------------------------------------------------- a fake Argo server
 class FakeArgo(BaseHTTPRequestHandler):
     """The few Argo server endpoints submit() uses, recording every request."""
