@@ -78,12 +78,12 @@ def run(
             raise typer.Exit(exc.exit_code) from None
         emit_json(doc)
         return
-    else:
-        print_table(
-            f"run {result.run_id}: {result.status} in {result.seconds:.1f}s",
-            ["step", "status", "exit", "seconds", "log"],
-            [(s.label, s.status, s.exit_code, f"{s.seconds:.2f}", s.log) for s in result.steps],
-        )
+    print_table(
+        f"run {result.run_id}: {result.status} in {result.seconds:.1f}s",
+        ["step", "status", "exit", "seconds", "attempts"],
+        [(s.label, s.status, s.exit_code, f"{s.seconds:.2f}", s.attempts) for s in result.steps],
+    )
+    console.print(f"Logs and results: {result.run_dir}/steps/")
     result.raise_for_status()  # a failed step: message with its log tail, exit 1
 
 
