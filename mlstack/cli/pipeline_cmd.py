@@ -48,6 +48,7 @@ def run(
     params = parse_kv(param, "--param")
     loaded = load_manifest(manifest_path)
     pipe = load(path)
+    pipe.resolve_params(params)  # a bad -p is a usage error before anything starts
     where = "argo" if argo else "local" if local else loaded.manifest.orchestrator.kind
     if where == "argo":
         from mlstack.pipeline.argo import ArgoRunner
