@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.cli._common import console, emit_json, print_table
-from mlstack.errors import ConfigError, require
+from mlstack.errors import ConfigError, MissingExtraError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "churn"
 
@@ -28,11 +28,15 @@ def example_path() -> Path:
 
 
 def run_demo(home: Path | None, *, json_out: bool = False) -> dict[str, Any]:
+    import importlib.util
+
     from mlstack import localstack
     from mlstack import manifest as _manifest
 
+    # check, without paying for the imports here (the steps import them)
     for module, extra in (("duckdb", "local"), ("deltalake", "local"), ("sklearn", "examples")):
-        require(module, extra, "mlstack demo")
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError(module, extra, "mlstack demo")
     res = localstack.init(home)
     # the demo's own processes (and the pipeline's steps) use this stack's manifest
     os.environ["MLSTACK_MANIFEST"] = str(res.manifest_path)
