@@ -180,6 +180,16 @@ def outputs(
     show_secrets: Annotated[
         bool, typer.Option("--show-secrets", help="Print secret outputs in clear.")
     ] = False,
+    manifest_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest-out",
+            "-o",
+            help="Also write the stack's manifest output to this file, e.g. mlstack.json after a plain "
+            "`pulumi up`.",
+            dir_okay=False,
+        ),
+    ] = None,
     backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -187,6 +197,9 @@ def outputs(
     from mlstack import deploy
 
     values = deploy.outputs(_target(path, stack, backend))
+    if manifest_out is not None:
+        m = deploy.manifest_from_outputs(values, source=f"stack {stack!r}")
+        err_console.print(f"manifest written to {deploy.write_manifest(m, manifest_out)}")
     if as_json:
         emit_json(_outputs_json(values, show_secrets))
         return

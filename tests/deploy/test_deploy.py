@@ -214,6 +214,21 @@ def test_outputs_mask_secrets_unless_asked(stub, project, tmp_path, capsys):
     assert json.loads(out)["sf_private_key"] == "PEM-TEXT"
 
 
+def test_outputs_can_write_the_manifest_of_a_stack_deployed_with_pulumi_up(stub, project, tmp_path, capsys):
+    assert run(["up", str(project), "--stack", "dev", "--no-manifest"], capsys)[0] == 0
+    m = stack_manifest(tmp_path)
+    stub.set_outputs({"manifest": (m, False)})
+    code, out, err = run(
+        ["outputs", str(project), "--stack", "dev", "--manifest-out", "m.json", "--json"], capsys
+    )
+    assert code == 0, err
+    assert mf.load_file("m.json").to_dict() == mf.from_dict(m).to_dict()
+    assert json.loads(out)["manifest"]["stack"] == "dev"
+    stub.set_outputs({"other": (1, False)})
+    code, _, err = run(["outputs", str(project), "--stack", "dev", "--manifest-out", "m.json"], capsys)
+    assert code == 2 and "no stack output 'manifest'" in err
+
+
 def test_outputs_and_destroy_never_create_a_missing_stack(stub, project, capsys):
     for verb in (["outputs"], ["destroy", "--yes"]):
         code, _out, err = run([verb[0], str(project), "--stack", "nope", *verb[1:]], capsys)
