@@ -20,8 +20,12 @@ _EXPORTS = {
     "EksGpuCluster": "mlstack.components.compute.eks",
     "EksGpuClusterArgs": "mlstack.components.compute.eks",
     "GpuNodeGroupArgs": "mlstack.components.compute.eks",
+    "SystemNodeGroupArgs": "mlstack.components.compute.eks",
+    "ExistingEksCluster": "mlstack.components.compute.eks",
+    "ExistingEksClusterArgs": "mlstack.components.compute.eks",
     "ArgoWorkflows": "mlstack.components.orchestrator.argo",
     "ArgoWorkflowsArgs": "mlstack.components.orchestrator.argo",
+    "ArgoSsoArgs": "mlstack.components.orchestrator.argo",
     "MLStack": "mlstack.components.stack",
     "MLStackArgs": "mlstack.components.stack",
 }

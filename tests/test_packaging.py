@@ -23,3 +23,10 @@ def test_components_are_importable_as_mlstack_components() -> None:
     import mlstack.components
 
     assert Path(mlstack.components.__file__).resolve().parent == ROOT / "components"
+
+
+def test_every_lazy_component_export_resolves() -> None:
+    import mlstack.components as c
+
+    for name in c.__all__:
+        assert getattr(c, name).__name__ == name
