@@ -221,9 +221,7 @@ def to_workflow_template(
                 resources=resources if (r.cpu or r.memory or r.gpus) else None,
                 tolerations=[m.Toleration(**t) for t in st["tolerations"]] if gpu else None,
                 node_selector=st["node_selector"] or None if gpu else None,
-                retry_strategy=m.RetryStrategy(limit=s.retries, retry_policy="Always")
-                if s.retries
-                else None,
+                retry_strategy=m.RetryStrategy(limit=s.retries, retry_policy="Always") if s.retries else None,
                 active_deadline_seconds=s.timeout,
                 labels={"mlstack.io/step": dns(s.name)},
             )
