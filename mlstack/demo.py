@@ -15,16 +15,20 @@ from typing import Any
 from mlstack.cli._common import console, emit_json, print_table
 from mlstack.errors import ConfigError, MissingExtraError
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "churn"
-
-
 def example_path() -> Path:
-    if not (EXAMPLE / "pipeline.py").is_file():
+    """The churn example: ``examples/churn`` in a checkout, shipped as ``mlstack._examples`` in a wheel."""
+    from importlib import resources
+
+    try:
+        found = Path(str(resources.files("mlstack._examples") / "churn"))
+    except ModuleNotFoundError:
+        found = Path(__file__).resolve().parent.parent / "examples" / "churn"
+    if not (found / "pipeline.py").is_file():
         raise ConfigError(
-            f"the churn example is not at {EXAMPLE}",
-            fix="install mlstack from a source checkout (pip install -e '.[local,examples]')",
+            f"the churn example is not at {found}",
+            fix="reinstall mlstack (pip install -e '.[local,examples]' from a checkout)",
         )
-    return EXAMPLE
+    return found
 
 
 def run_demo(home: Path | None, *, json_out: bool = False) -> dict[str, Any]:

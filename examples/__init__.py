@@ -1,0 +1,1 @@
+"""The example pipelines, shipped inside the package so `mlstack demo` works from a wheel too."""
