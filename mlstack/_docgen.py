@@ -499,6 +499,32 @@ def _component_section(comp: Component, mod: ModuleDoc, level: str, documented: 
     return out
 
 
+def _minimal_example(comp: Component, mod: ModuleDoc) -> list[str]:
+    """No example program uses the class: call it (or the factory that returns it) with its required fields."""
+    call = comp.name
+    importing = comp.name
+    for other in mod.components.values():  # e.g. EksGpuCluster.from_existing(...) -> ExistingEksCluster
+        for m in other.methods:
+            if (
+                other.name != comp.name
+                and m.kind in ("classmethod", "staticmethod")
+                and re.search(rf"\b{comp.name}\b", m.signature)
+            ):
+                call, importing = f"{other.name}.{m.name}", other.name
+                break
+        if call != comp.name:
+            break
+    required = []
+    if comp.args_class in mod.args:
+        required = [f for f in mod.args[comp.args_class].fields if (f.default or "").startswith("Required")]
+    lines = [f"from mlstack.components import {importing}", ""]
+    if not required:
+        return [*lines, f'{call}("name")']
+    lines += [f"{call}(", '    "name",', "    {"]
+    lines += [f'        "{f.name}": ...,  # {f.default}' for f in required]
+    return [*lines, "    },", ")"]
+
+
 def render_page(
     comp: Component, mod: ModuleDoc, example_dirs: Sequence[Path] = EXAMPLE_DIRS, exported: Iterable[str] = ()
 ) -> str:
@@ -516,14 +542,7 @@ def render_page(
         src, where = ex
         example += [f"From `{where}`:", "", "```python", src, "```", ""]
     else:
-        example += [
-            "```python",
-            f"from mlstack.components import {comp.name}",
-            "",
-            f'{comp.name}("name")',
-            "```",
-            "",
-        ]
+        example += ["```python", *_minimal_example(comp, mod), "```", ""]
     lines += body[:split] + example + body[split:]
     for other in mod.components.values():
         if other.name == comp.name or other.name in exported:

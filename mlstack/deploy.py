@@ -12,6 +12,7 @@ stack. Pulumi is imported lazily: ``import mlstack.deploy`` stays cheap and work
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -128,6 +129,7 @@ def _pulumi_command(exe: Path) -> auto.PulumiCommand:
         root = exe.parent.parent
     else:  # e.g. MLSTACK_PULUMI=/opt/pulumi-3.200: give the API the layout it expects
         root = Path(tempfile.mkdtemp(prefix="mlstack-pulumi-"))
+        atexit.register(shutil.rmtree, root, True)
         (root / "bin").mkdir()
         (root / "bin" / "pulumi").symlink_to(exe.resolve())
     try:

@@ -150,7 +150,42 @@ def test_page_has_title_token_summary_example_args_outputs_and_grants(sample):
 def test_without_an_example_program_a_minimal_call_is_shown(sample, tmp_path):
     comps, _, _ = sample
     pages, _ = _docgen.generate(comps, [tmp_path / "nowhere"])
-    assert 'Widget("name")' in pages["widget.md"]
+    # the required fields are listed, so the example says what cannot be left out
+    assert 'Widget(\n    "name",\n    {\n        "owner": ...,  # Required.\n    },\n)' in pages["widget.md"]
+
+
+def test_a_component_made_by_a_factory_shows_the_factory_call(sample, tmp_path):
+    comps, _, _ = sample
+    src = comps / "sample" / "widget.py"
+    src.write_text(
+        src.read_text()
+        + textwrap.dedent(
+            '''
+            class Gadget(pulumi.ComponentResource):
+                """Made by Widget.make_gadget."""
+
+                def __init__(self, name: str, args: PartArgs | None = None, opts=None) -> None:
+                    super().__init__("mlstack:sample:Gadget", name, None, opts)
+
+                @staticmethod
+                def make(name: str) -> "Gadget":
+                    """Not a factory of another class."""
+            '''
+        )
+    )
+    text = src.read_text().replace(
+        '    @classmethod\n    def from_name(cls, name: str, widget_name: str) -> "Widget":',
+        '    @staticmethod\n    def make_gadget(name: str) -> "Gadget":\n        """A gadget."""\n\n'
+        '    @classmethod\n    def from_name(cls, name: str, widget_name: str) -> "Widget":',
+    )
+    src.write_text(text)
+    (comps / "__init__.py").write_text(
+        '_EXPORTS = {"Widget": "mlstack.components.sample.widget", "Gadget": "mlstack.components.sample.widget"}\n'
+    )
+    pages, problems = _docgen.generate(comps, [tmp_path / "nowhere"])
+    assert problems == []
+    assert 'Widget.make_gadget("name")' in pages["gadget.md"]
+    assert "from mlstack.components import Widget\n" in pages["gadget.md"]
 
 
 @pytest.mark.parametrize(
