@@ -645,7 +645,7 @@ class _JobsCluster:
             opts=kopts,
         )
         if self.artifact_store is not None:
-            self.artifact_store.grant_read(self.jobs_role)
+            # grant_write includes read: one inline policy per (role, store), never two overlapping ones
             self.artifact_store.grant_write(self.jobs_role)
         if self.data_layer is not None and hasattr(self.data_layer, "grant_read"):
             self.data_layer.grant_read(self.jobs_role)

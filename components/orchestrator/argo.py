@@ -267,8 +267,8 @@ class ArgoWorkflows(pulumi.ComponentResource):
         artifact_repo: Any = {}
         if store is not None:
             if store is not getattr(cluster, "artifact_store", None):
-                # the cluster did not grant this store to the jobs role: do it here
-                store.grant_read(cluster.jobs_role)
+                # the cluster did not grant this store to the jobs role: do it here (grant_write includes
+                # read, so one policy; MLStack sees ``self.artifact_store`` and does not grant it again)
                 store.grant_write(cluster.jobs_role)
             server_role = cluster.irsa_role(f"{name}-server", ns_name, SERVER_SERVICE_ACCOUNT)
             store.grant_read(server_role)  # the UI shows artifacts and logs; it never writes

@@ -142,11 +142,18 @@ def test_server_reads_artifacts_with_its_own_pinned_role(rec: Recording) -> None
     actions = {a for p in policies for s in json.loads(p.inputs["policy"])["Statement"] for a in s["Action"]}
     assert "s3:GetObject" in actions
     assert "s3:PutObject" not in actions and "s3:DeleteObject" not in actions
+    assert len(policies) == 1
+
+
+def test_store_on_the_cluster_is_granted_once(rec: Recording) -> None:
+    jobs = [p for p in rec.by_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == "gpu-jobs"]
+    assert len(jobs) == 1, [p.name for p in jobs]  # the cluster granted; Argo does not repeat it
 
 
 def test_store_given_only_to_argo_is_granted_to_the_jobs_role(pulumi_run) -> None:
     rec = build(pulumi_run, store_on="argo")
     jobs = [p for p in rec.by_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == "gpu-jobs"]
+    assert len(jobs) == 1, [p.name for p in jobs]  # grant_write includes read: one policy, not two
     actions = {a for p in jobs for s in json.loads(p.inputs["policy"])["Statement"] for a in s["Action"]}
     assert {"s3:GetObject", "s3:PutObject"} <= actions
 

@@ -269,3 +269,39 @@ def test_args_fields_are_documented() -> None:
             name = node.target.id  # type: ignore[union-attr]
             assert isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant), name
             assert "Default" in doc.value.value or "Required" in doc.value.value, name
+
+
+@pytest.mark.parametrize("store_on", ["cluster", "argo", "stack"])
+def test_real_components_one_policy_per_role_and_store(pulumi_run, store_on: str) -> None:
+    """Whoever grants (the cluster, Argo or MLStack), the jobs role gets exactly one inline policy for the
+    store (grant_write includes read), and Argo's server role exactly one read policy."""
+
+    def program() -> None:
+        from mlstack.components import ArgoWorkflows, EksGpuCluster, MLStack, S3ArtifactStore
+
+        layers = _fakes(publish=False)
+        store = S3ArtifactStore("art", {})
+        cluster = EksGpuCluster("gpu", {"artifact_store": store} if store_on == "cluster" else {})
+        argo_args: dict[str, Any] = {"cluster": cluster}
+        if store_on == "argo":
+            argo_args["artifact_store"] = store
+        argo = ArgoWorkflows("argo", argo_args)
+        MLStack(
+            "ml",
+            {
+                "data": layers["data"],
+                "compute": cluster,
+                "orchestrator": argo,
+                "artifacts": store,
+                "grant": True,
+            },
+        )
+
+    rec = pulumi_run(program, project="p", stack="dev")
+    per_role: dict[str, list[str]] = {}
+    for p in rec.by_type("aws:iam/rolePolicy:RolePolicy"):
+        if p.name.startswith(("art-", "ml-jobs-artifacts")):  # the store's grants (default / MLStack names)
+            per_role.setdefault(p.inputs["role"], []).append(p.name)
+    assert len(per_role.get("gpu-jobs", [])) == 1, per_role
+    if store_on != "stack":
+        assert len(per_role.get("argo-server", [])) == 1, per_role
