@@ -157,6 +157,21 @@ def test_up_on_an_existing_stack_selects_it_and_json_masks_secrets(stub, project
     assert not Path("mlstack.json").exists()  # --no-manifest on the first run wrote nothing
 
 
+def test_message_and_refresh_reach_the_cli(stub, project, capsys):
+    assert (
+        run(
+            ["up", str(project), "-s", "dev", "--no-manifest", "--message", "rotate keys", "--refresh"],
+            capsys,
+        )[0]
+        == 0
+    )
+    up_call = next(a for a in stub.argvs() if a[0] == "up")
+    assert up_call[up_call.index("--message") + 1] == "rotate keys"
+    assert "--refresh" in up_call
+    assert run(["preview", str(project), "-s", "dev", "--refresh"], capsys)[0] == 0
+    assert "--refresh" in stub.argvs()[-1]
+
+
 def test_up_without_a_manifest_output_is_a_config_error_and_writes_nothing(stub, project, capsys):
     stub.set_outputs({"bucket_name": ("b", False)})
     code, _out, err = run(["up", str(project), "--stack", "dev"], capsys)
