@@ -574,7 +574,29 @@ def render_index(pages: dict[str, Component]) -> str:
     for fname, comp in sorted(pages.items(), key=lambda kv: (kv[1].type_token or "", kv[0])):
         summary = _md(comp.doc.split("\n\n")[0]) if comp.doc else ""
         lines.append(f"| [{comp.name}]({fname}) | {_code_cell(comp.type_token or '')} | {_cell(summary)} |")
+    lines += ["", *DEPLOYING]
     return "\n".join(lines) + "\n"
+
+
+DEPLOYING = """## Deploying a program of components
+
+A Pulumi program (a folder with `Pulumi.yaml`, e.g. `stacks/aws-lakehouse`) builds these components and ends
+with an `MLStack`, which exports the stack manifest. mlstack drives the `pulumi` CLI through Pulumi's
+Automation API (install the CLI: `curl -fsSL https://get.pulumi.com | sh` or `brew install pulumi`):
+
+```bash
+mlstack plan stacks/aws-lakehouse                 # offline: resources, cost, GPU quota, policy findings
+mlstack preview stacks/aws-lakehouse --stack dev -c aws:region=us-west-2
+mlstack up stacks/aws-lakehouse --stack dev       # deploys, then writes ./mlstack.json (or --manifest-out)
+mlstack doctor                                    # checks the deployed stack through that manifest
+mlstack outputs stacks/aws-lakehouse --stack dev  # secrets show as [secret] unless --show-secrets
+mlstack destroy stacks/aws-lakehouse --stack dev --yes   # data buckets and keys are retained
+```
+
+The state backend is the CLI's (`pulumi login`), `$PULUMI_BACKEND_URL` or `--backend file://DIR|s3://...`;
+a self-managed backend needs `PULUMI_CONFIG_PASSPHRASE` unless the stack uses a KMS secrets provider.
+A stack deployed with plain `pulumi up` gets its manifest with `mlstack outputs PATH --stack NAME
+--manifest-out mlstack.json`. Renaming a component or a child changes its URN: see [UPGRADE.md](../UPGRADE.md).""".splitlines()
 
 
 def generate(
