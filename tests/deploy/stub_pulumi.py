@@ -4,7 +4,8 @@ It answers the commands the Automation API sends for a *local* program the way t
 shapes, error texts the API parses, exit codes), keeps the stacks it knows in ``$STUB_STATE/state.json`` and
 appends every call (argv, cwd, selected env) to ``$STUB_STATE/calls.jsonl``. ``$STUB_STATE/outputs.json``
 holds the outputs ``stack output`` returns: ``{"name": {"value": ..., "secret": bool}}``. ``$STUB_FAIL``
-names a command (``up``, ``preview``, ``destroy``) that fails like an engine error.
+names a command (``up``, ``preview``, ``destroy``) that fails like an engine error, or is ``locked``
+(every update fails as a stack held by another update does).
 """
 
 import json
@@ -80,6 +81,10 @@ def main(argv: list) -> None:
         return
     if args[:1] in (["up"], ["preview"], ["destroy"]):
         cmd = args[0]
+        if os.environ.get("STUB_FAIL") == "locked":  # the text a file/S3 backend prints for a held lock
+            fail(
+                "error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end"
+            )
         if os.environ.get("STUB_FAIL") == cmd:
             print(f"{'Updating' if cmd == 'up' else 'Previewing'} ({stack})")
             print(

@@ -203,6 +203,13 @@ def test_a_failed_update_is_one_error_with_the_cli_reason(stub, project, tmp_pat
     assert Path("mlstack.json").read_text() == "{}"
 
 
+def test_a_locked_stack_says_so_and_how_to_unlock(stub, project, capsys, monkeypatch):
+    monkeypatch.setenv("STUB_FAIL", "locked")
+    code, _, err = run(["up", str(project), "--stack", "dev"], capsys)
+    assert code == 1
+    assert "locked by another update" in err and "pulumi cancel --stack dev" in err
+
+
 def test_preview_reports_the_change_summary_from_the_event_log(stub, project, capsys):
     code, out, err = run(["preview", str(project), "--stack", "dev", "--json"], capsys)
     assert code == 0, err
