@@ -71,7 +71,8 @@ def cluster_findings(cluster: Any, c: KubernetesCompute, sink: Sink) -> None:
     if sel:
         sink.add(sel)
     try:
-        sink.add(kube.device_plugin_finding(cluster.daemonsets(), len(kube.gpu_nodes(nodes, c.gpu.resource))))
+        gpu_count = len(kube.gpu_nodes(nodes, c.gpu.resource))
+        sink.add(kube.device_plugin_finding(cluster.daemonsets(), gpu_count, nodes, c.gpu.resource))
     except Exception as exc:
         sink.add(kube.api_error(exc, c, "listing daemonsets"))
     try:

@@ -15,6 +15,8 @@ from mlstack.doctor.core import Finding, error_text, fail, ok, warn
 from mlstack.manifest import KubernetesCompute, Toleration
 
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+# EksGpuCluster labels GPU nodes with who runs their device plugin: "os" (Bottlerocket) or "daemonset"
+DEVICE_PLUGIN_LABEL = "mlstack.dev/device-plugin"
 DEVICE_PLUGIN_HINTS = ("nvidia-device-plugin", "nvidia-device-plugin-daemonset", "gpu-operator")
 DEVICE_PLUGIN_INSTALL = (
     "helm repo add nvdp https://nvidia.github.io/k8s-device-plugin && helm upgrade -i nvdp "
@@ -193,31 +195,76 @@ def nodes_finding(nodes: Sequence[Mapping[str, Any]], c: KubernetesCompute) -> F
     return ok("compute.gpu_nodes", f"{len(gpus)} of {len(nodes)} nodes offer {total:g} allocatable {res}")
 
 
-def device_plugin_finding(daemonsets: Sequence[Mapping[str, Any]], gpu_node_count: int) -> Finding:
+def _label(obj: Mapping[str, Any], key: str) -> str | None:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(key)
+
+
+def device_plugin_finding(
+    daemonsets: Sequence[Mapping[str, Any]],
+    gpu_node_count: int,
+    nodes: Sequence[Mapping[str, Any]] = (),
+    resource: str = "nvidia.com/gpu",
+) -> Finding:
+    """Is an NVIDIA device plugin advertising ``resource`` on the GPU nodes?
+
+    Bottlerocket NVIDIA nodes run the plugin from the OS, without a DaemonSet: EksGpuCluster labels them
+    ``mlstack.dev/device-plugin=os`` (and ``=daemonset`` the nodes that need the DaemonSet it installs). A GPU
+    node that advertises ``resource`` is covered whatever runs its plugin."""
+    os_nodes = [n for n in nodes if _label(n, DEVICE_PLUGIN_LABEL) == "os"]
+    os_silent = [n for n in os_nodes if not gpu_nodes([n], resource)]
+    if os_silent:
+        names = ", ".join(_name(n) for n in os_silent[:3])
+        return fail(
+            "compute.device_plugin",
+            f"{len(os_silent)} node(s) labelled {DEVICE_PLUGIN_LABEL}=os advertise no {resource} ({names}): "
+            "the OS's NVIDIA device plugin is not running there",
+            f"these must run a Bottlerocket NVIDIA AMI (ami_type BOTTLEROCKET_x86_64_NVIDIA); a node that just "
+            f"joined advertises nothing for a minute. Check: kubectl describe node {_name(os_silent[0])}",
+        )
+    os_covered = len(os_nodes)  # every one advertises the resource (checked above)
+    uncovered = max(gpu_node_count - os_covered, 0) if nodes else gpu_node_count
     found = [
         d
         for d in daemonsets
         if any(h in _name(d) for h in DEVICE_PLUGIN_HINTS)
         or "nvidia-device-plugin" in str(((d.get("metadata") or {}).get("labels") or {}).values())
     ]
+    one = os_covered == 1
+    from_os = f"{os_covered} GPU node{'' if one else 's'} run{'s' if one else ''} the plugin from the OS (Bottlerocket)"
     if not found:
-        return fail(
+        needing = [n for n in nodes if _label(n, DEVICE_PLUGIN_LABEL) == "daemonset"]
+        if needing:
+            names = ", ".join(_name(n) for n in needing[:3])
+            return fail(
+                "compute.device_plugin",
+                f"no NVIDIA device plugin DaemonSet, and {len(needing)} node(s) labelled "
+                f"{DEVICE_PLUGIN_LABEL}=daemonset need it ({names}): they will not advertise {resource}",
+                DEVICE_PLUGIN_INSTALL,
+            )
+        if gpu_node_count or os_covered:
+            what = from_os if os_covered else f"{gpu_node_count} GPU node(s) advertise {resource}"
+            return ok("compute.device_plugin", f"no plugin DaemonSet needed: {what}")
+        return warn(
             "compute.device_plugin",
-            "no NVIDIA device plugin DaemonSet: nodes will not advertise nvidia.com/gpu",
-            DEVICE_PLUGIN_INSTALL,
+            "no NVIDIA device plugin DaemonSet and no GPU node yet: fine for Bottlerocket GPU nodes (the OS "
+            f"runs the plugin), but other AMIs will not advertise {resource}",
+            DEVICE_PLUGIN_INSTALL + " — unless the GPU node groups use a Bottlerocket NVIDIA AMI",
         )
     ds = found[0]
     st = ds.get("status") or {}
     desired, ready = int(st.get("desiredNumberScheduled") or 0), int(st.get("numberReady") or 0)
     where = f"{(ds.get('metadata') or {}).get('namespace')}/{_name(ds)}"
+    also = f"; {from_os}" if os_covered else ""
     if desired == 0:
-        if gpu_node_count:
+        if uncovered:
             return fail(
                 "compute.device_plugin",
-                f"DaemonSet {where} schedules on no node although {gpu_node_count} GPU nodes exist",
+                f"DaemonSet {where} schedules on no node although {uncovered} GPU nodes need it",
                 f"compare its nodeSelector/tolerations with the GPU nodes: kubectl -n {where.split('/')[0]} "
                 f"get ds {_name(ds)} -o yaml",
             )
+        if os_covered:
+            return ok("compute.device_plugin", f"DaemonSet {where} present, on no node{also}")
         return ok("compute.device_plugin", f"DaemonSet {where} present (no GPU node yet)")
     if ready < desired:
         return fail(
@@ -225,7 +272,7 @@ def device_plugin_finding(daemonsets: Sequence[Mapping[str, Any]], gpu_node_coun
             f"DaemonSet {where}: {ready}/{desired} pods ready",
             f"kubectl -n {where.split('/')[0]} describe ds {_name(ds)}  (then the failing pods' events)",
         )
-    return ok("compute.device_plugin", f"DaemonSet {where}: {ready}/{desired} ready")
+    return ok("compute.device_plugin", f"DaemonSet {where}: {ready}/{desired} ready{also}")
 
 
 def taint_finding(nodes: Sequence[Mapping[str, Any]], c: KubernetesCompute) -> Finding:

@@ -87,10 +87,13 @@ def test_node_selector_matching(compute: manifest.KubernetesCompute) -> None:
 
 
 def test_device_plugin_missing_or_not_ready() -> None:
-    missing = kube.device_plugin_finding(
-        [d for d in fixture("daemonsets.json")["items"] if "nvidia" not in json.dumps(d)], 1
-    )
+    no_plugin = fixture("daemonsets_bottlerocket.json")["items"]
+    # a GPU node that needs the DaemonSet (AL2023: mlstack labels it device-plugin=daemonset) and no DaemonSet
+    al2023 = copy.deepcopy(fixture("nodes_no_gpu.json")["items"])
+    al2023[-1]["metadata"]["labels"]["mlstack.dev/device-plugin"] = "daemonset"
+    missing = kube.device_plugin_finding(no_plugin, 0, nodes=al2023)
     assert missing.status == "fail" and "helm" in (missing.fix or "")
+    assert al2023[-1]["metadata"]["name"] in missing.detail
     crashing = kube.device_plugin_finding(fixture("daemonsets_plugin_crashing.json")["items"], 1)
     assert (
         crashing.status == "fail"
@@ -148,3 +151,61 @@ def test_configmap_missing_or_without_manifest() -> None:
     assert missing.status == "fail" and missing.check == "orchestrator.manifest"
     (f,) = kube.drift_findings({"data": {"other": "x"}}, {}, "ns/cm")
     assert f.status == "fail" and "holds no manifest" in f.detail
+
+
+def test_device_plugin_from_the_os_on_bottlerocket() -> None:
+    """Bottlerocket GPU nodes run the NVIDIA plugin from the OS: no DaemonSet is needed (EksGpuCluster labels
+    them mlstack.dev/device-plugin=os and installs no DaemonSet for them)."""
+    from mlstack.components.compute.eks import DEVICE_PLUGIN_LABEL
+
+    assert kube.DEVICE_PLUGIN_LABEL == DEVICE_PLUGIN_LABEL
+    nodes = fixture("nodes_bottlerocket.json")["items"]
+    daemonsets = fixture("daemonsets_bottlerocket.json")["items"]
+    gpus = kube.gpu_nodes(nodes, "nvidia.com/gpu")
+    f = kube.device_plugin_finding(daemonsets, len(gpus), nodes=nodes)
+    assert f.status == "ok", f
+    assert "OS" in f.detail and "1 GPU node" in f.detail
+
+    # the mlstack DaemonSet present for other groups, scheduling on none of these nodes: still covered
+    with_ds = fixture("daemonsets.json")["items"]
+    for d in with_ds:
+        if "nvidia" in d["metadata"]["name"]:
+            d["status"].update(desiredNumberScheduled=0, numberReady=0, currentNumberScheduled=0)
+    assert kube.device_plugin_finding(with_ds, len(gpus), nodes=nodes).status == "ok"
+
+    # a node labelled os that advertises no GPU: the OS's plugin is not running there
+    broken = copy.deepcopy(nodes)
+    del broken[-1]["status"]["allocatable"]["nvidia.com/gpu"]
+    f = kube.device_plugin_finding(daemonsets, 0, nodes=broken)
+    assert f.status == "fail" and broken[-1]["metadata"]["name"] in f.detail and f.fix
+
+
+def test_device_plugin_missing_without_any_gpu_node_is_a_warning() -> None:
+    """No DaemonSet and no GPU node yet (a group scaled to zero): the doctor cannot tell a Bottlerocket
+    cluster (fine) from one missing the plugin, so it warns and says both."""
+    f = kube.device_plugin_finding(fixture("daemonsets_bottlerocket.json")["items"], 0, nodes=[])
+    assert f.status == "warn" and "Bottlerocket" in f.detail and "helm" in (f.fix or "")
+
+
+def test_compute_findings_pass_nodes_to_the_device_plugin_check() -> None:
+    from mlstack.doctor import compute as doctor_compute
+    from mlstack.doctor.core import Sink
+
+    class Cluster:
+        def server_version(self) -> str:
+            return "1.31"
+
+        def nodes(self) -> list:
+            return fixture("nodes_bottlerocket.json")["items"]
+
+        def daemonsets(self) -> list:
+            return fixture("daemonsets_bottlerocket.json")["items"]
+
+        def service_account(self, ns: str, name: str) -> dict:
+            return fixture("serviceaccount.json")
+
+    c = manifest.KubernetesCompute.model_validate(K8S_COMPUTE)
+    sink = Sink()
+    doctor_compute.cluster_findings(Cluster(), c, sink)
+    dp = next(f for f in sink._items if f.check == "compute.device_plugin")
+    assert dp.status == "ok", dp
