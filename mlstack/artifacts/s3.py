@@ -252,12 +252,19 @@ class S3Backend(Backend):
             if progress:
                 progress(len(data))
             return digest, len(data), written
+        before = os.stat(path)
         digest, size = sha256_file(path)
         if (skip is not None and skip(digest)) or self.has_blob(digest):
             return digest, size, False
-        return digest, size, self._multipart(path, size, digest, progress)
+        return (
+            digest,
+            size,
+            self._multipart(path, size, digest, progress, (before.st_size, before.st_mtime_ns)),
+        )
 
-    def _multipart(self, path: Path, size: int, digest: str, progress: Progress | None) -> bool:
+    def _multipart(
+        self, path: Path, size: int, digest: str, progress: Progress | None, stamp: tuple[int, int]
+    ) -> bool:
         key = self._key(blob_key(digest))
         part = part_size(size)
         up = self._call(
@@ -282,6 +289,12 @@ class S3Backend(Backend):
                 parts = list(_bounded_map(self._pool, send, list(enumerate(offsets, 1)), TRANSFER_THREADS))
             except (bexc.ClientError, bexc.BotoCoreError) as exc:
                 raise self._fail(exc, "UploadPart", key) from exc
+            now = os.stat(path)
+            if (now.st_size, now.st_mtime_ns) != stamp:  # parts may not be the bytes that were hashed
+                raise IntegrityError(
+                    f"{path} changed while it was being put; nothing was stored",
+                    fix="put it again once the file is no longer being written",
+                )
             try:
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket,

@@ -250,3 +250,33 @@ def test_403_for_missing_keys_is_told_apart_from_a_real_denial(s3art: StoreEnv, 
         with pytest.raises(errors.ArtifactNotFound, match="no alias 'staging'"):
             st.show("model:staging")
     assert proxy.counts["denied"] >= 2
+
+
+def test_a_file_changed_during_a_multipart_put_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    from tests.artifacts.conftest import make_env
+
+    art = make_env("moto", tmp_path, monkeypatch, request)
+    src = _big(tmp_path / "growing.bin", 24 << 20)
+    st = art.store()
+    touched: list[bool] = []
+
+    def append(**kw: object) -> None:
+        if not touched:
+            touched.append(True)
+            with open(src, "ab") as fh:
+                fh.write(b"late bytes")
+
+    st.backend.client.meta.events.register("before-send.s3.UploadPart", append)
+    try:
+        with pytest.raises(errors.IntegrityError, match="changed while it was being put"):
+            st.put("growing", src)
+    finally:
+        st.backend.client.meta.events.unregister("before-send.s3.UploadPart", append)
+    assert touched
+    with pytest.raises(errors.ArtifactNotFound):
+        st.show("growing")
+    assert not [k for k in art.object_keys() if "/blobs/" in k]
+    assert not art.raw.list_multipart_uploads(Bucket=art.bucket).get("Uploads")
+    assert st.put("growing", src).size == (24 << 20) + len(b"late bytes")  # the retry stores the new bytes
