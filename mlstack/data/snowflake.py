@@ -37,13 +37,25 @@ from mlstack.data.base import (
     split_name,
     to_arrow,
 )
-from mlstack.errors import BackendError, CredentialsError, DataError, NotFoundError, UsageError
+from mlstack.errors import (
+    BackendError,
+    ConfigError,
+    CredentialsError,
+    DataError,
+    NotFoundError,
+    UsageError,
+)
 from mlstack.manifest import SnowflakeData
 
 _SIMPLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _QUERY_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 # rows per INSERT round trip when writing (the connector binds them client-side into one statement)
 INSERT_BATCH = 16_384
+# A dead or unreachable Snowflake must fail a job fast: the connector's login budget (retries included) is
+# 120 s and its HTTP connect timeout 60 s. Override with the keyword or the environment variable (0 = no limit).
+LOGIN_TIMEOUT_ENV = "MLSTACK_SNOWFLAKE_LOGIN_TIMEOUT"
+DEFAULT_LOGIN_TIMEOUT = 30
+CONNECT_TIMEOUT = 10
 _LOGIN_ERRNOS = {250001, 390100, 390101, 390102, 390144, 390318, 394300, 394304}
 
 
@@ -167,7 +179,12 @@ def translate(exc: BaseException, what: str, *, login: bool = False) -> Exceptio
             )
         return DataError(f"{what} failed: {msg}", fix="check the SQL")
     if isinstance(exc, sf_errors.DatabaseError | sf_errors.InterfaceError | OSError):
-        return BackendError(f"Snowflake {what} failed: {msg}", fix="check the account/host and the network")
+        fix = "check the account/host and the network"
+        if login and network:
+            fix += (
+                f" (the login gives up after ${LOGIN_TIMEOUT_ENV} seconds, default {DEFAULT_LOGIN_TIMEOUT})"
+            )
+        return BackendError(f"Snowflake {what} failed: {msg}", fix=fix)
     return BackendError(f"Snowflake {what} failed: {type(exc).__name__}: {msg}")
 
 
@@ -177,11 +194,38 @@ class SnowflakeSource(DataSource):
     kind = "snowflake"
     dialect = "snowflake"
 
-    def __init__(self, section: SnowflakeData, **connect_overrides: Any) -> None:
+    def __init__(
+        self, section: SnowflakeData, *, login_timeout: int | None = None, **connect_overrides: Any
+    ) -> None:
+        """``login_timeout``: seconds the whole login (retries included) may take, 0 for no limit; default
+        ``$MLSTACK_SNOWFLAKE_LOGIN_TIMEOUT``, else 30. ``connect_overrides`` go to the connector as they are."""
         super().__init__(section)
         self._conn: Any = None
         self._lock = threading.Lock()
+        self._login_timeout = login_timeout
         self._overrides = connect_overrides
+
+    def login_timeout(self) -> int:
+        """The login budget in seconds: the keyword, else ``$MLSTACK_SNOWFLAKE_LOGIN_TIMEOUT``, else 30."""
+        if self._login_timeout is not None:
+            value: Any = self._login_timeout
+            where = "login_timeout"
+        else:
+            raw = os.environ.get(LOGIN_TIMEOUT_ENV, "").strip()
+            if not raw:
+                return DEFAULT_LOGIN_TIMEOUT
+            value, where = raw, f"${LOGIN_TIMEOUT_ENV}"
+        try:
+            seconds = int(value)
+            if seconds < 0 or str(seconds) != str(value).strip():
+                raise ValueError(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where}={value!r}: not a whole number of seconds",
+                fix=f"set {LOGIN_TIMEOUT_ENV} to seconds, e.g. 30 (0 = no limit), or unset it for "
+                f"{DEFAULT_LOGIN_TIMEOUT}",
+            ) from None
+        return seconds
 
     # ---------------------------------------------------------------- connection
     def connect_kwargs(self) -> dict[str, Any]:
@@ -195,6 +239,11 @@ class SnowflakeSource(DataSource):
             "application": "mlstack",
             "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
         }
+        # the connector's current names (network_timeout / socket_timeout are deprecated in 5.x)
+        login_timeout = self.login_timeout()
+        kw["login_timeout"] = login_timeout
+        if login_timeout:
+            kw["connect_timeout"] = min(CONNECT_TIMEOUT, login_timeout)
         if s.connection_name:
             kw["connection_name"] = s.connection_name
         else:
@@ -211,15 +260,18 @@ class SnowflakeSource(DataSource):
             )
             pwd = os.environ.get("SNOWFLAKE_PRIVATE_KEY_FILE_PWD")
             if pwd:
-                kw["private_key_file_pwd"] = pwd
+                kw["private_key_password"] = pwd  # private_key_file_pwd is deprecated in 5.x
         kw.update(self._overrides)
         return kw
 
     def connection(self) -> Any:
         with self._lock:
             if self._conn is None or getattr(self._conn, "is_closed", lambda: False)():
+                kw = (
+                    self.connect_kwargs()
+                )  # its own errors (no credentials, bad timeout) pass through as they are
                 try:
-                    self._conn = snowflake.connector.connect(**self.connect_kwargs())
+                    self._conn = snowflake.connector.connect(**kw)
                 except (sf_errors.Error, OSError) as exc:
                     raise translate(exc, "login", login=True) from None
                 except Exception as exc:  # config errors (missing connection entry) have their own types

@@ -101,3 +101,62 @@ def test_fakesnow_write_returns_a_statement_id_and_lineage_is_qualified(
         assert facts["user"] and facts["database"] == db and facts["account"] == "fakesnow"
     finally:
         s.close()
+
+
+def test_login_and_connect_timeouts_are_short_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead Snowflake must not hold a job for the connector's 120 s default login budget."""
+    from mlstack.data import snowflake as sf
+
+    monkeypatch.delenv(sf.LOGIN_TIMEOUT_ENV, raising=False)
+    kw = src(connection_name="prod").connect_kwargs()
+    assert kw["login_timeout"] == sf.DEFAULT_LOGIN_TIMEOUT < 120
+    assert 0 < kw["connect_timeout"] <= kw["login_timeout"]
+    # only the connector's current names: the deprecated ones warn (network_timeout, socket_timeout, ...)
+    assert not {"network_timeout", "socket_timeout", "private_key_file_pwd"} & set(kw)
+
+
+def test_login_timeout_from_the_environment_and_the_keyword(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlstack.data import snowflake as sf
+
+    monkeypatch.setenv(sf.LOGIN_TIMEOUT_ENV, "7")
+    kw = src(connection_name="prod").connect_kwargs()
+    assert kw["login_timeout"] == 7 and kw["connect_timeout"] == 7
+    # the keyword wins over the environment
+    s = SnowflakeSource(
+        SnowflakeData.model_validate({**SECTION, "connection_name": "prod"}), login_timeout=90
+    )
+    assert s.connect_kwargs()["login_timeout"] == 90
+    # 0 is the connector's "no limit": passed through, connect timeout left to the connector
+    monkeypatch.setenv(sf.LOGIN_TIMEOUT_ENV, "0")
+    kw = src(connection_name="prod").connect_kwargs()
+    assert kw["login_timeout"] == 0 and "connect_timeout" not in kw
+
+
+@pytest.mark.parametrize("bad", ["soon", "-5", "1.5"])
+def test_a_bad_login_timeout_names_the_variable(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    from mlstack.data import snowflake as sf
+    from mlstack.errors import ConfigError
+
+    monkeypatch.setenv(sf.LOGIN_TIMEOUT_ENV, bad)
+    with pytest.raises(ConfigError) as err:
+        src(connection_name="prod").connect_kwargs()
+    assert sf.LOGIN_TIMEOUT_ENV in str(err.value) and bad in str(err.value) and err.value.fix
+
+
+def test_the_key_password_uses_the_current_parameter_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_FILE", str(tmp_path / "k.p8"))
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_FILE_PWD", "pw")
+    kw = src().connect_kwargs()
+    assert kw["private_key_password"] == "pw" and "private_key_file_pwd" not in kw
+
+
+def test_a_bad_timeout_is_reported_as_is_on_connect(monkeypatch: pytest.MonkeyPatch) -> None:
+    """connection() must not re-wrap its own configuration errors as a failed login."""
+    from mlstack.data import snowflake as sf
+    from mlstack.errors import ConfigError
+
+    monkeypatch.setenv(sf.LOGIN_TIMEOUT_ENV, "soon")
+    with pytest.raises(ConfigError):
+        src(connection_name="prod").connection()
