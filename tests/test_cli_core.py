@@ -90,3 +90,11 @@ def test_manifest_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["manifest", "schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert set(schema["required"]) >= {"project", "stack", "artifacts", "data", "compute", "orchestrator"}
+
+
+def test_table_cells_are_not_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlstack.cli._common import print_table
+
+    print_table(None, ["name"], [["model[bold]x[/bold]"], ["[prod]"]])
+    out = capsys.readouterr().out
+    assert "model[bold]x[/bold]" in out and "[prod]" in out

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -45,7 +46,8 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        # cells are data, not markup: "[prod]" in a name must print as is
+        t.add_row(*[v if isinstance(v, Text) else Text("" if v is None else str(v)) for v in r])
     return t
 
 
