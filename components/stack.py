@@ -23,9 +23,12 @@ from ._args import Problems
 TYPE = "mlstack:stack:MLStack"
 CONFIGMAP_NAME = "mlstack-manifest"
 CONFIGMAP_KEY = "mlstack.json"
+# Where pipelines mount the warehouse login files: the same names as mlstack/pipeline/argo.py (which renders
+# the mount; importing it here would load hera), checked equal by tests/components/test_mlstack.py.
 CREDENTIALS_SECRET = "mlstack-data-credentials"
 SNOWFLAKE_DIR = "/var/run/secrets/snowflake"
 DATABRICKS_DIR = "/var/run/secrets/databricks"
+CREDENTIALS_MODE = 0o400  # the volume's defaultMode: Snowflake's connector wants connections.toml private
 
 
 class MLStackArgs(TypedDict, total=False):
@@ -218,7 +221,12 @@ class MLStack(pulumi.ComponentResource):
             string_data={k: pulumi.Output.secret(v) for k, v in files.items()},
             opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
-        self.data_credentials_mount = {"secret": CREDENTIALS_SECRET, "files": sorted(files), **mount}
+        self.data_credentials_mount = {
+            "secret": CREDENTIALS_SECRET,
+            "files": sorted(files),
+            **mount,
+            "default_mode": CREDENTIALS_MODE,
+        }
 
     def _publish(self, name: str) -> Any:
         """The manifest ConfigMap in the jobs namespace (Kubernetes compute only)."""

@@ -47,6 +47,17 @@ DEFAULT_GPU_TOLERATION = {
     "effect": "NoSchedule",
 }
 DEFAULT_IMAGE = "python:3.11-slim"
+# The warehouse login files MLStack (components/stack.py) puts in a Secret of the jobs namespace, and where
+# every step of a Snowflake / Databricks stack mounts them. components/stack.py keeps a copy of these names
+# (it must not import this module, which loads hera); tests/components/test_mlstack.py checks they agree.
+DATA_CREDENTIALS_SECRET = "mlstack-data-credentials"
+SNOWFLAKE_DIR = "/var/run/secrets/snowflake"
+DATABRICKS_DIR = "/var/run/secrets/databricks"
+DATA_CREDENTIALS_MODE = 0o400  # Snowflake's connector wants connections.toml and the key private
+# With an fsGroup the kubelet hands the Secret's files to that group and adds group read (0440), so images
+# running as a non-root user can still read them; any gid works, the pod's processes all get it.
+DATA_CREDENTIALS_FS_GROUP = 65534
+_CREDENTIALS_VOLUME = "data-credentials"
 OUT_DIR = "/tmp/mlstack"
 
 
@@ -101,8 +112,23 @@ def _settings(manifest: Any) -> dict[str, Any]:
         tolerations = [dict(DEFAULT_GPU_TOLERATION)]
         if kube is None:
             notes.append("GPU steps tolerate the taint nvidia.com/gpu=true:NoSchedule (the default)")
+    credentials: dict[str, Any] | None = None
+    if mf.data.kind == "snowflake":
+        credentials = {"path": SNOWFLAKE_DIR, "env": {"SNOWFLAKE_HOME": SNOWFLAKE_DIR}}
+    elif mf.data.kind == "databricks":
+        credentials = {
+            "path": DATABRICKS_DIR,
+            "env": {"DATABRICKS_CONFIG_FILE": f"{DATABRICKS_DIR}/databrickscfg"},
+        }
+    if credentials is not None:
+        where = ", ".join(f"{k}={v}" for k, v in credentials["env"].items())
+        notes.append(
+            f"{mf.data.kind} login files from Secret {DATA_CREDENTIALS_SECRET!r} (MLStack's; optional) at "
+            f"{credentials['path']}, {where}"
+        )
     return {
         "manifest": mf,
+        "credentials": credentials,
         "namespace": namespace,
         "service_account": sa,
         "configmap": configmap,
@@ -196,6 +222,9 @@ def to_workflow_template(
             Env(name="MLSTACK_RUN_INPUTS", value=f"{OUT_DIR}/inputs.jsonl"),
             Env(name="PYTHONUNBUFFERED", value="1"),
         ]
+        creds = st["credentials"]
+        if creds is not None:  # a step's own env wins
+            env += [Env(name=k, value=v) for k, v in sorted(creds["env"].items()) if k not in s.env]
         env += [Env(name=k, value=v) for k, v in sorted(s.env.items())]
         resources = HeraResources(
             cpu_request=r.cpu,
@@ -224,6 +253,14 @@ def to_workflow_template(
                 retry_strategy=m.RetryStrategy(limit=s.retries, retry_policy="Always") if s.retries else None,
                 active_deadline_seconds=s.timeout,
                 labels={"mlstack.io/step": dns(s.name)},
+                volume_mounts=(
+                    [m.VolumeMount(name=_CREDENTIALS_VOLUME, mount_path=creds["path"], read_only=True)]
+                    if creds is not None
+                    else None
+                ),
+                pod_security_context=(
+                    m.PodSecurityContext(fs_group=DATA_CREDENTIALS_FS_GROUP) if creds is not None else None
+                ),
             )
         )
         tasks.append(
@@ -243,6 +280,7 @@ def to_workflow_template(
         arguments=[Parameter(name=k, value=_param_text(v)) for k, v in values.items()] or None,
         labels={"app.kubernetes.io/managed-by": "mlstack", "mlstack.io/pipeline": pipe.name},
         annotations={"mlstack.io/description": pipe.description} if pipe.description else None,
+        volumes=_credentials_volumes(st["credentials"]),
     ) as wt:
         for kw in templates:
             Container(**kw)
@@ -250,6 +288,21 @@ def to_workflow_template(
             for kw in tasks:
                 Task(**kw)
     return Rendered(wt, notes, image_set)
+
+
+def _credentials_volumes(credentials: dict[str, Any] | None) -> list[Any] | None:
+    """The login files Secret as a volume: optional, so a stack whose owner provisions the login another way
+    (their own key pair, no Secret) still runs."""
+    if credentials is None:
+        return None
+    return [
+        m.Volume(
+            name=_CREDENTIALS_VOLUME,
+            secret=m.SecretVolumeSource(
+                secret_name=DATA_CREDENTIALS_SECRET, default_mode=DATA_CREDENTIALS_MODE, optional=True
+            ),
+        )
+    ]
 
 
 class ArgoRunner:

@@ -213,8 +213,21 @@ def test_warehouse_login_files_go_to_a_secret_in_the_jobs_namespace(pulumi_run) 
         "files": ["connections.toml", "rsa_key.p8"],
         "path": "/var/run/secrets/snowflake",
         "env": {"SNOWFLAKE_HOME": "/var/run/secrets/snowflake"},
+        "default_mode": 0o400,  # the connector wants connections.toml and the key unreadable by others
     }
     assert not contains_secret(rec.stack_outputs["manifest"])
+
+
+def test_the_credentials_mount_matches_what_pipelines_mount() -> None:
+    """components/stack.py cannot import mlstack.pipeline.argo (it loads hera), so the names are duplicated."""
+    pytest.importorskip("hera")
+    from mlstack.components import stack
+    from mlstack.pipeline import argo
+
+    assert stack.CREDENTIALS_SECRET == argo.DATA_CREDENTIALS_SECRET
+    assert stack.SNOWFLAKE_DIR == argo.SNOWFLAKE_DIR
+    assert stack.DATABRICKS_DIR == argo.DATABRICKS_DIR
+    assert stack.CREDENTIALS_MODE == argo.DATA_CREDENTIALS_MODE == 0o400
 
 
 def test_no_secret_when_the_layer_has_no_credentials_to_hand_over(pulumi_run) -> None:

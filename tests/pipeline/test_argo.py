@@ -338,3 +338,62 @@ def test_submit_errors_name_the_fix(in_repo, local_home, fake_argo, monkeypatch)
     no_url = EKS_MANIFEST | {"orchestrator": EKS_MANIFEST["orchestrator"] | {"server_url": None}}
     with pytest.raises(ConfigError, match="no Argo server URL"):
         ArgoRunner(manifest.from_dict({k: v for k, v in no_url.items()}), token="x").submit(pipe)
+
+
+@pytest.mark.parametrize(
+    ("data", "env"),
+    [
+        (
+            {
+                "kind": "snowflake",
+                "account": "acme-prod",
+                "warehouse": "ml",
+                "database": "ml",
+                "schema": "f",
+                "role": "ml_reader",
+                "user": "svc_ml",
+            },
+            {"SNOWFLAKE_HOME": "/var/run/secrets/snowflake"},
+        ),
+        (
+            {
+                "kind": "databricks",
+                "host": "https://dbc-1.cloud.databricks.com",
+                "warehouse_id": "abc123",
+                "catalog": "ml",
+                "schema": "f",
+            },
+            {"DATABRICKS_CONFIG_FILE": "/var/run/secrets/databricks/databrickscfg"},
+        ),
+    ],
+)
+def test_warehouse_steps_mount_the_login_files_secret(in_repo, local_home, data, env) -> None:
+    """MLStack puts the warehouse login files in the Secret mlstack-data-credentials; every step mounts it
+    read-only, mode 0400, and points the connector at it."""
+    from mlstack.pipeline import argo
+
+    m = manifest.from_dict(EKS_MANIFEST | {"data": data})
+    rendered = to_workflow_template(load(REPO / "examples" / "churn"), manifest=m)
+    doc = yaml.safe_load(rendered.to_yaml())
+    WorkflowTemplateModel.model_validate(doc)
+    (vol,) = doc["spec"]["volumes"]
+    assert vol["secret"] == {"secretName": "mlstack-data-credentials", "defaultMode": 0o400, "optional": True}
+    path = (
+        next(iter(env.values())).rsplit("/", 1)[0] if data["kind"] == "databricks" else env["SNOWFLAKE_HOME"]
+    )
+    for t in doc["spec"]["templates"]:
+        if "container" not in t:
+            continue
+        c = t["container"]
+        assert {"name": vol["name"], "mountPath": path, "readOnly": True} in c["volumeMounts"], t["name"]
+        names = {e["name"]: e.get("value") for e in c["env"]}
+        assert all(names[k] == v for k, v in env.items()), t["name"]
+        # non-root images read the 0400 files through the pod's fsGroup (the kubelet makes them 0440)
+        assert t["securityContext"]["fsGroup"] == argo.DATA_CREDENTIALS_FS_GROUP
+    assert any("mlstack-data-credentials" in n for n in rendered.notes)
+
+
+def test_no_credentials_mount_for_other_data_kinds(in_repo, local_home) -> None:
+    doc = yaml.safe_load(to_workflow_template(load(REPO / "examples" / "churn"), manifest=_eks()).to_yaml())
+    assert "volumes" not in doc["spec"]
+    assert "mlstack-data-credentials" not in json.dumps(doc)
