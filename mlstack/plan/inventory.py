@@ -8,6 +8,7 @@ plain values.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,19 @@ def _by_id(recording: Recording, type_token: str) -> dict[str, Resource]:
     return {r.id: r for r in recording.by_type(type_token) if r.id}
 
 
+def node_group_name(inputs: Mapping[str, Any], resource_name: str) -> str:
+    """The group's name as its author wrote it: ``nodeGroupName``, else ``nodeGroupNamePrefix`` without its
+    trailing dash (EksGpuCluster names groups ``<spec name>-`` + a random suffix so a replacement is created
+    before the old group goes), else the Pulumi resource name."""
+    name = inputs.get("nodeGroupName")
+    if isinstance(name, str) and name:
+        return name
+    prefix = inputs.get("nodeGroupNamePrefix")
+    if isinstance(prefix, str) and prefix.rstrip("-"):
+        return prefix.rstrip("-")
+    return resource_name
+
+
 def node_groups(recording: Recording) -> list[NodeGroupSpec]:
     """Every EKS managed node group, with its instance types resolved through its launch template if needed."""
     templates = _by_id(recording, LAUNCH_TEMPLATE)
@@ -129,7 +143,7 @@ def node_groups(recording: Recording) -> list[NodeGroupSpec]:
                 zones.append(az)
         out.append(
             NodeGroupSpec(
-                name=str(i.get("nodeGroupName") or r.name),
+                name=node_group_name(i, r.name),
                 urn=r.urn,
                 instance_types=types,
                 min_size=int(num(sc.get("minSize"), 0) or 0),

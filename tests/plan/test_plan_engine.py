@@ -181,3 +181,43 @@ def test_a_missing_provider_sdk_names_the_extra(make_stack) -> None:
     with pytest.raises(MissingExtraError) as info:
         run_plan(make_stack("import pulumi_nosuchprovider\n", {}))
     assert info.value.fix == "pip install 'mlstack[components]'"
+
+
+PREFIXED = """
+import pulumi_aws as aws
+c = aws.eks.Cluster("c", role_arn="arn:aws:iam::1:role/c", vpc_config={"subnet_ids": ["s1", "s2"]})
+aws.eks.NodeGroup("ml-gpu-a10g", cluster_name=c.name, node_role_arn="r", subnet_ids=["s1"],
+    node_group_name_prefix="a10g-", instance_types=["g5.xlarge"],
+    scaling_config={"min_size": 0, "max_size": 2, "desired_size": 0})
+aws.eks.NodeGroup("ml-gpu-fixed", cluster_name=c.name, node_role_arn="r", subnet_ids=["s1"],
+    node_group_name="batch", instance_types=["g5.xlarge"],
+    scaling_config={"min_size": 0, "max_size": 1, "desired_size": 0})
+"""
+
+
+def test_node_groups_are_named_as_the_user_named_them(make_stack) -> None:
+    """A group created with a name prefix (EksGpuCluster's create-before-delete) is planned under the prefix
+    without its dash, not under the Pulumi resource name; an explicit name is kept."""
+    r = run_plan(make_stack(PREFIXED, {"aws:region": "us-east-1"}))
+    assert sorted(g.name for g in r.node_groups) == ["a10g", "batch"]
+    assert _line(r, "node group a10g") and _line(r, "node group batch")
+
+
+def test_eks_gpu_cluster_groups_carry_their_spec_names(pulumi_run) -> None:
+    from mlstack.plan.inventory import node_groups
+
+    def program() -> None:
+        from mlstack.components import EksGpuCluster
+
+        EksGpuCluster(
+            "ml",
+            {
+                "gpu_node_groups": [
+                    {"name": "a10g", "instance_types": ["g5.xlarge"], "max_size": 2},
+                    {"name": "l4", "instance_types": ["g6.xlarge"], "max_size": 1},
+                ]
+            },
+        )
+
+    names = sorted(g.name for g in node_groups(pulumi_run(program)))
+    assert names == ["a10g", "l4", "system"]
