@@ -17,6 +17,12 @@ from typing import Any
 
 import pytest
 
+# Nothing in the tests may reach beyond loopback. Snowflake's connector (5.x) probes cloud metadata services
+# (169.254.169.254, metadata.google.internal) at login for telemetry, and botocore may ask IMDS for
+# credentials: both are switched off for this process and every subprocess it starts.
+os.environ["SNOWFLAKE_DISABLE_PLATFORM_DETECTION"] = "true"
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
 pytest_plugins = ["tests.support.seaweedfs", "tests.support.snowflake", "tests.support.databricks"]
 
 
