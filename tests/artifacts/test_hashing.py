@@ -97,7 +97,14 @@ def test_progress_bar_only_on_a_terminal_and_for_large_transfers(monkeypatch: py
 
     with _store._progress(1 << 40, "x") as cb:
         assert cb is None  # pytest's stderr is not a terminal
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    import io
+
+    class _Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    # replace the stream itself: under xdist, sys.stderr's own isatty cannot always be patched
+    monkeypatch.setattr(sys, "stderr", _Terminal())
     with _store._progress(1 << 10, "small") as cb:
         assert cb is None
     with _store._progress(_store.PROGRESS_MIN, "big") as cb:
