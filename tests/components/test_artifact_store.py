@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mlstack import _astutil
 from mlstack.plan.mock_runtime import ACCOUNT_ID, contains_secret
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -460,7 +461,7 @@ def test_from_bucket_name_without_key_grants_no_kms(pulumi_run) -> None:
 
 # ------------------------------------------------------------------ conventions
 def _typed_dict_fields(path: Path, cls_name: str) -> list[tuple[str, str | None]]:
-    tree = ast.parse(path.read_text())
+    tree = _astutil.parse(path.read_text(), str(path))
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == cls_name:
             out = []

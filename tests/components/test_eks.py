@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mlstack import _astutil
 from mlstack.plan.mock_runtime import Recording, contains_secret, is_secret, unwrap_secrets
 
 GROUP = {
@@ -546,7 +547,7 @@ def test_args_document_their_defaults() -> None:
     from mlstack.components.compute import eks
     from mlstack.components.orchestrator import argo
 
-    tree = ast.parse(inspect.getsource(eks) + "\n" + inspect.getsource(argo))
+    tree = _astutil.parse(inspect.getsource(eks) + "\n" + inspect.getsource(argo))
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name.endswith("Args"):
             body = node.body

@@ -262,16 +262,15 @@ def test_missing_and_wrong_layers_are_reported_together(pulumi_run) -> None:
 
 def test_args_fields_are_documented() -> None:
     import ast
-    from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
     from mlstack.components import stack
 
     source = Path(stack.__file__).read_text()
-    # parse on a fresh thread: CPython 3.11's AST validator can trip over the recursion depth left by the
-    # pulumi runtime on this thread ("AST constructor recursion depth mismatch")
-    with ThreadPoolExecutor(1) as pool:
-        tree = pool.submit(ast.parse, source).result()
+    # CPython 3.11's shared AST recursion counter can fail a parse spuriously: mlstack._astutil retries
+    from mlstack import _astutil
+
+    tree = _astutil.parse(source)
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "MLStackArgs")
     body = cls.body[1:]
     fields = [n for n in body if isinstance(n, ast.AnnAssign)]
