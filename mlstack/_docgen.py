@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlstack import _astutil  # ast.parse that retries CPython 3.11's spurious recursion-counter error
+
 REPO = Path(__file__).resolve().parent.parent
 COMPONENTS_DIR = REPO / "components"
 DOCS_DIR = REPO / "docs" / "components"
@@ -281,7 +283,7 @@ def _mro(cls: ast.ClassDef, by_name: dict[str, ast.ClassDef]) -> list[ast.ClassD
 def parse_module(path: Path, module: str | None = None) -> ModuleDoc:
     """Everything the pages need from one component module."""
     src = path.read_text(encoding="utf-8")
-    tree = ast.parse(src, filename=str(path))
+    tree = _astutil.parse(src, filename=str(path))
     consts = _constants(tree)
     if module is None:
         rel = path.resolve().relative_to(COMPONENTS_DIR.resolve()).with_suffix("")
@@ -335,7 +337,7 @@ def parse_module(path: Path, module: str | None = None) -> ModuleDoc:
 
 def exported_components(components_dir: Path = COMPONENTS_DIR) -> dict[str, str]:
     """``{class name: dotted module}`` from ``components/__init__._EXPORTS`` (the public contract)."""
-    tree = ast.parse((components_dir / "__init__.py").read_text(encoding="utf-8"))
+    tree = _astutil.parse((components_dir / "__init__.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets
@@ -393,7 +395,7 @@ def find_example(cls_name: str, dirs: Sequence[Path] = EXAMPLE_DIRS) -> tuple[st
             if cls_name not in src:
                 continue
             try:
-                tree = ast.parse(src)
+                tree = _astutil.parse(src, filename=str(py))
             except SyntaxError:
                 continue
             for stmt in tree.body:
