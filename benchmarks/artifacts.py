@@ -108,6 +108,7 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="mlstack-bench-", dir=args.workdir))
     sw = server or start_seaweedfs(work / "seaweedfs")
+    saved_env = dict(os.environ)  # restored at the end: run() is also called in-process by a smoke test
     os.environ.update({k: v for k, v in sw.env().items() if k != "AWS_ENDPOINT_URL_S3"})
     os.environ["MLSTACK_NO_PROGRESS"] = "1"
     results: dict[str, Any] = {
@@ -278,6 +279,8 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
         if server is None:
             sw.stop()
         shutil.rmtree(work, ignore_errors=True)
+        os.environ.clear()
+        os.environ.update(saved_env)
     return results
 
 

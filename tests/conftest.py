@@ -38,6 +38,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "MLSTACK_DEBUG",
         "MLSTACK_STEP",
         "MLSTACK_PIPELINE",
+        "MLSTACK_NO_PROGRESS",
+        # no ambient AWS credentials or endpoints: a test that needs them sets its own
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
