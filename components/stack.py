@@ -55,8 +55,8 @@ class MLStackArgs(TypedDict, total=False):
     publish_configmap: bool
     """With Kubernetes compute, publish the manifest as the ConfigMap jobs read. Default: True."""
     export_manifest: bool
-    """Export the manifest as the stack output ``manifest`` (what ``mlstack manifest --from-stack`` and
-    ``mlstack up`` read). Default: True."""
+    """Export the manifest as the stack output ``manifest`` (what ``mlstack up`` and
+    ``mlstack outputs PATH --stack S --manifest-out mlstack.json`` write for jobs). Default: True."""
     data_credentials: bool
     """With Kubernetes compute and a warehouse data layer that offers ``jobs_access()`` (Snowflake,
     Databricks), put the files jobs log in with (Snowflake ``connections.toml`` + key, a Databricks
