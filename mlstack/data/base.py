@@ -321,6 +321,27 @@ class DataSource(ABC):
             "rows_seen": 0 if batch is None else batch.num_rows,
         }
 
+    def _remote_read_plan(
+        self,
+        text: str,
+        columns: Sequence[str] | None,
+        version: Version | Mapping[str, Version],
+        lineage_name: Any,
+        version_example: str,
+    ) -> tuple[str, list[tuple[str, Version]]]:
+        """SQL to run remotely and the lineage it makes, for a table name or a query.
+
+        A table read takes ``columns`` and one ``version``; a query names its own tables (found by parsing it)
+        and carries time travel in its own SQL.
+        """
+        if is_table_name(text):
+            if isinstance(version, Mapping):
+                raise UsageError("version= for a table read is one version", fix=f"version={version_example}")
+            return self.select_sql(text, columns, version), [(lineage_name(text), version)]
+        if columns or version is not None:
+            raise UsageError("columns= and version= apply to table reads", fix="put them in the SQL")
+        return text, [(n, None) for n in (referenced_tables(text, self.dialect) or [])]
+
     def _check_query(self, sql_or_table: Any) -> str:
         if not isinstance(sql_or_table, str) or not sql_or_table.strip():
             raise UsageError(

@@ -45,8 +45,6 @@ from mlstack.data.base import (
     Version,
     WriteResult,
     check_mode,
-    is_table_name,
-    referenced_tables,
     split_name,
     to_arrow,
 )
@@ -422,16 +420,7 @@ class DatabricksSource(DataSource):
     ) -> list[Shard]:
         """One shard per result chunk link (presigned; expires in about 15 minutes)."""
         text = self._check_query(sql_or_table)
-        if is_table_name(text):
-            if isinstance(version, Mapping):
-                raise UsageError("version= for a table read is one version", fix="version=3")
-            sql = self.select_sql(text, columns, version)
-            lineage: list[tuple[str, Version]] = [(self._qualified(text), version)]
-        else:
-            if columns or version is not None:
-                raise UsageError("columns= and version= apply to table reads", fix="put them in the SQL")
-            sql = text
-            lineage = [(n, None) for n in (referenced_tables(text, self.dialect) or [])]
+        sql, lineage = self._remote_read_plan(text, columns, version, self._qualified, "3")
         resp = self.execute(sql, inline=False, what="query")
         out: list[Shard] = [
             DatabricksChunkShard(

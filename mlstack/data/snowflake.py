@@ -33,7 +33,6 @@ from mlstack.data.base import (
     Version,
     WriteResult,
     check_mode,
-    is_table_name,
     split_name,
     to_arrow,
 )
@@ -360,18 +359,7 @@ class SnowflakeSource(DataSource):
     ) -> list[Shard]:
         """The connector's result batches: each worker downloads its own chunk of the result."""
         text = self._check_query(sql_or_table)
-        if is_table_name(text):
-            if isinstance(version, Mapping):
-                raise UsageError("version= for a table read is one version", fix="version=-3600")
-            sql = self.select_sql(text, columns, version)
-            lineage: list[tuple[str, Version]] = [(self._lineage_name(text), version)]
-        else:
-            if columns or version is not None:
-                raise UsageError("columns= and version= apply to table reads", fix="put them in the SQL")
-            sql = text
-            from mlstack.data.base import referenced_tables
-
-            lineage = [(n, None) for n in (referenced_tables(text, self.dialect) or [])]
+        sql, lineage = self._remote_read_plan(text, columns, version, self._lineage_name, "-3600")
         cur = self._execute(sql)
         try:
             batches = cur.get_result_batches() or []
