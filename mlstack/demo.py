@@ -15,6 +15,7 @@ from typing import Any
 from mlstack.cli._common import console, emit_json, print_table
 from mlstack.errors import ConfigError, MissingExtraError
 
+
 def example_path() -> Path:
     """The churn example: ``examples/churn`` in a checkout, shipped as ``mlstack._examples`` in a wheel."""
     from importlib import resources

@@ -70,7 +70,6 @@ def test_exported_secrets_stay_marked(pulumi_run) -> None:
 
 
 def test_invokes_are_answered(pulumi_run) -> None:
-    import pulumi
     import pulumi_aws as aws
 
     def program() -> None:
