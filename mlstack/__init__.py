@@ -15,11 +15,22 @@ from mlstack._version import __version__
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from mlstack import artifacts, data, errors, manifest, pipeline, run
 
-__all__ = ["Pipeline", "__version__", "artifacts", "data", "errors", "manifest", "pipeline", "run", "step"]
+__all__ = [
+    "Pipeline",
+    "Schedule",
+    "__version__",
+    "artifacts",
+    "data",
+    "errors",
+    "manifest",
+    "pipeline",
+    "run",
+    "step",
+]
 
 _SUBMODULES = {"artifacts", "data", "errors", "manifest", "pipeline", "run", "registry"}
 # names re-exported from submodules, resolved lazily
-_ATTRS = {"step": "mlstack.pipeline", "Pipeline": "mlstack.pipeline"}
+_ATTRS = {"step": "mlstack.pipeline", "Pipeline": "mlstack.pipeline", "Schedule": "mlstack.pipeline"}
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,12 @@ import pytest
 os.environ["SNOWFLAKE_DISABLE_PLATFORM_DETECTION"] = "true"
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
-pytest_plugins = ["tests.support.seaweedfs", "tests.support.snowflake", "tests.support.databricks"]
+pytest_plugins = [
+    "tests.support.seaweedfs",
+    "tests.support.snowflake",
+    "tests.support.databricks",
+    "tests.support.argo",
+]
 
 
 @pytest.fixture(autouse=True)

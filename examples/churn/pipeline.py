@@ -9,7 +9,9 @@ ingest -> features -> train (one branch per C, in parallel) -> evaluate
 - ``evaluate`` picks the best version and moves the ``production`` alias to it only when its AUC passes
   ``threshold``.
 
-Run it: ``mlstack run examples/churn --local -p threshold=0.8``; render it: ``mlstack render examples/churn --argo``.
+Run it: ``mlstack run examples/churn --local -p threshold=0.8``; render it: ``mlstack render examples/churn --argo``
+(the WorkflowTemplate and, for its nightly schedule, a CronWorkflow); schedule it on a stack with Argo:
+``mlstack schedule examples/churn``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ pipeline = Pipeline(
     "churn",
     params={"rows": 5000, "seed": 7, "reload": False, "C": [0.05, 0.5, 5.0], "threshold": 0.75},
     description="Churn model: sample data -> features -> parallel training -> gated promotion",
+    # nightly at 03:00 UTC once applied to a stack with Argo (`mlstack schedule examples/churn`)
+    schedule="0 3 * * *",
 )
 
 

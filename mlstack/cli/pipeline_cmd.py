@@ -59,11 +59,22 @@ def run(
         else:
             console.print(f"Submitted [bold]{info['workflow']}[/] from WorkflowTemplate {info['template']}")
             console.print(f"  {info['url']}")
+            if pipe.schedule is not None:
+                console.print(
+                    f"  its schedule ({pipe.schedule.describe()}) is applied by `mlstack schedule {path}`",
+                    markup=False,
+                )
         return
     from mlstack.pipeline.local import LocalRunner
 
     if not json_out:
         console.print(f"Running pipeline [bold]{pipe.name}[/] locally ({len(pipe.steps)} steps)")
+        if pipe.schedule is not None:
+            console.print(
+                f"  schedule {pipe.schedule.describe()}: not applied here, the local stack has no scheduler "
+                f"(`mlstack schedule {path}` on a stack with Argo)",
+                markup=False,
+            )
     result = LocalRunner(loaded.manifest, max_parallel=max_parallel).run(pipe, params)
     if json_out:
         # one JSON document on stdout, failed or not: the error rides in it
@@ -98,7 +109,8 @@ def render(
     manifest_path: ManifestOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Print the pipeline as an Argo WorkflowTemplate (YAML on stdout; defaults used are noted on stderr)."""
+    """Print the pipeline as an Argo WorkflowTemplate, plus its CronWorkflow when it has a schedule (YAML on
+    stdout; defaults used are noted on stderr)."""
     from mlstack.errors import UsageError
     from mlstack.pipeline import load
 
@@ -111,12 +123,29 @@ def render(
     rendered = to_workflow_template(
         pipe, manifest=loaded.manifest, params=parse_kv(param, "--param"), image=image
     )
+    cron = None
+    if pipe.schedule is not None:  # a scheduled pipeline: its CronWorkflow too, running the template
+        from mlstack.pipeline.argo import to_cron_workflow
+
+        cron = to_cron_workflow(pipe, manifest=loaded.manifest)
     if json_out:
-        emit_json(rendered.to_dict())
+        if cron is None:
+            emit_json(rendered.to_dict())
+        else:  # both objects as one document kubectl applies
+            emit_json({"apiVersion": "v1", "kind": "List", "items": [rendered.to_dict(), cron.to_dict()]})
     else:
         typer.echo(rendered.to_yaml(), nl=False)
+        if cron is not None:
+            typer.echo("---")
+            typer.echo(cron.to_yaml(), nl=False)
     for note in rendered.notes:
         err_console.print(f"note: {note}", markup=False)
+    if cron is not None:
+        err_console.print(
+            f"note: CronWorkflow {cron.cron_workflow.name}: {cron.schedule.describe()}, runs WorkflowTemplate "
+            f"{rendered.template.name}; `mlstack schedule {path}` applies both",
+            markup=False,
+        )
 
 
 def load_manifest(path: Path | None):

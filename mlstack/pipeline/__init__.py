@@ -15,6 +15,8 @@
 
     pipeline.run()                          # local subprocesses;  pipeline.to_argo() -> hera WorkflowTemplate
 
+``Pipeline(..., schedule="0 3 * * *")`` (or a ``Schedule``) runs it by itself as an Argo CronWorkflow.
+
 Importing this package imports only the standard library; the runners load on use.
 """
 
@@ -22,12 +24,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlstack.pipeline.schedule import Schedule
 from mlstack.pipeline.spec import Pipeline, Resources, Step, coerce, load, pipeline_file, step
 
 __all__ = [
     "Pipeline",
     "Resources",
     "RunResult",
+    "Schedule",
     "Step",
     "StepResult",
     "coerce",

@@ -1,4 +1,5 @@
-"""Pipelines on Argo Workflows: a WorkflowTemplate built with hera, and ``submit()`` to the Argo server.
+"""Pipelines on Argo Workflows: a WorkflowTemplate built with hera, and ``submit()`` to the Argo server;
+a pipeline with a schedule also gets a CronWorkflow that runs the template (``schedule()``).
 
 Every step is a container template running ``python -m mlstack.pipeline.entry SOURCE STEP --argo`` in the
 step's image; the DAG passes results as output parameters (JSON), fans out with ``withParam``, and passes
@@ -13,6 +14,7 @@ import json
 import os
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.errors import BackendError, ConfigError, CredentialsError, require
+from mlstack.pipeline.schedule import Schedule, coerce_schedule
 from mlstack.pipeline.spec import Pipeline
 
 require("hera", "k8s", "rendering pipelines for Argo Workflows")
@@ -28,6 +31,7 @@ from hera.workflows import (  # noqa: E402
     DAG,
     ConfigMapEnv,
     Container,
+    CronWorkflow,
     Env,
     Parameter,
     Task,
@@ -305,6 +309,66 @@ def _credentials_volumes(credentials: dict[str, Any] | None) -> list[Any] | None
     ]
 
 
+@dataclass
+class RenderedCron:
+    """A CronWorkflow (hera) that runs the pipeline's WorkflowTemplate, and the schedule it came from."""
+
+    cron_workflow: CronWorkflow
+    schedule: Schedule
+    params: dict[str, Any]  # the param values the scheduled runs pass (the template's defaults otherwise)
+
+    def to_yaml(self) -> str:
+        return str(self.cron_workflow.to_yaml())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.cron_workflow.to_dict())
+
+
+def to_cron_workflow(
+    pipe: Pipeline,
+    *,
+    manifest: Any = None,
+    schedule: Any = None,
+    params: Mapping[str, Any] | None = None,
+) -> RenderedCron:
+    """Render the CronWorkflow of ``pipe``: its ``schedule`` (or the one given), in the template's namespace,
+    running the WorkflowTemplate by reference (``workflowTemplateRef``), so the template's pod settings --
+    service account, security context, volumes -- are the ones every scheduled run gets.
+
+    ``params`` (over the schedule's own ``params``) become the scheduled runs' arguments; the template's
+    defaults apply to the rest. Raises UsageError when the pipeline has no schedule.
+    """
+    from mlstack.errors import UsageError
+
+    sched = coerce_schedule(schedule, f"pipeline {pipe.name!r}") or pipe.schedule
+    if sched is None:
+        raise UsageError(
+            f"pipeline {pipe.name!r} has no schedule",
+            fix="declare one: Pipeline(..., schedule='0 3 * * *'), or pass --cron '0 3 * * *'",
+        )
+    pipe.validate()
+    overrides = {**sched.params, **(params or {})}
+    values = pipe.resolve_params(overrides)
+    st = _settings(manifest)
+    labels = {"app.kubernetes.io/managed-by": "mlstack", "mlstack.io/pipeline": pipe.name}
+    cw = CronWorkflow(
+        name=pipe.name,
+        namespace=st["namespace"],
+        labels=labels,
+        annotations={"mlstack.io/description": pipe.description} if pipe.description else None,
+        schedules=list(sched.crons),
+        timezone=sched.timezone,
+        concurrency_policy=sched.concurrency,
+        starting_deadline_seconds=sched.starting_deadline,
+        cron_suspend=True if sched.suspend else None,
+        workflow_template_ref=m.WorkflowTemplateRef(name=pipe.name),
+        # the Workflows it creates carry the pipeline's labels (Argo adds workflows.argoproj.io/cron-workflow)
+        workflow_metadata=m.ObjectMeta(labels=labels | {"mlstack.io/schedule": pipe.name}),
+        arguments=[Parameter(name=k, value=_param_text(values[k])) for k in overrides] or None,
+    )
+    return RenderedCron(cw, sched, {k: values[k] for k in overrides})
+
+
 class ArgoRunner:
     """Sends pipelines to the Argo server (registry kind ``argo`` of the orchestrator layer).
 
@@ -381,29 +445,9 @@ class ArgoRunner:
                 f"pipeline {pipe.name!r} names no container image to run on Argo",
                 fix="set Pipeline(image=...), a step's image=, --image, or the manifest's compute.image",
             )
-        st = _settings(self.manifest)
-        server = (self._server or os.environ.get("ARGO_SERVER") or st["server_url"] or "").rstrip("/")
-        if not server:
-            raise ConfigError(
-                "no Argo server URL: the manifest's orchestrator has no server_url",
-                fix="set $ARGO_SERVER (e.g. https://localhost:2746 after a port-forward) or pass server_url=",
-            )
-        if "://" not in server:
-            server = "https://" + server
-        ns = st["namespace"]
+        server, ns = self._server_and_namespace()
         name = rendered.template.name
-        body = rendered.to_dict()
-        code, payload = self._request("POST", f"{server}/api/v1/workflow-templates/{ns}", {"template": body})
-        if code == 409:  # exists: update it in place (resourceVersion from the server's copy)
-            code, current = self._request("GET", f"{server}/api/v1/workflow-templates/{ns}/{name}")
-            self._check(code, current, f"read WorkflowTemplate {ns}/{name}")
-            body.setdefault("metadata", {})["resourceVersion"] = current.get("metadata", {}).get(
-                "resourceVersion"
-            )
-            code, payload = self._request(
-                "PUT", f"{server}/api/v1/workflow-templates/{ns}/{name}", {"template": body}
-            )
-        self._check(code, payload, f"create/update WorkflowTemplate {ns}/{name}")
+        self._apply("workflow-templates", "template", "WorkflowTemplate", server, ns, rendered.to_dict())
         values = pipe.resolve_params(params)
         submit_body = {
             "namespace": ns,
@@ -430,6 +474,118 @@ class ArgoRunner:
     def run(self, pipe: Pipeline, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Same as :meth:`submit` (runners share ``run``): the workflow runs on the cluster."""
         return self.submit(pipe, params)
+
+    # ------------------------------------------------------------ schedules (CronWorkflows)
+    def schedule(
+        self,
+        pipe: Pipeline,
+        params: Mapping[str, Any] | None = None,
+        *,
+        image: str | None = None,
+        schedule: Any = None,
+    ) -> dict[str, Any]:
+        """Create or update the WorkflowTemplate, then the CronWorkflow that runs it on ``pipe.schedule``
+        (or ``schedule``). Everything is rendered and checked before the first request."""
+        cron = to_cron_workflow(pipe, manifest=self.manifest, schedule=schedule, params=params)
+        rendered = self.render(pipe, None, image)
+        if not rendered.image_set:
+            raise ConfigError(
+                f"pipeline {pipe.name!r} names no container image to run on Argo",
+                fix="set Pipeline(image=...), a step's image=, --image, or the manifest's compute.image",
+            )
+        server, ns = self._server_and_namespace()
+        self._apply("workflow-templates", "template", "WorkflowTemplate", server, ns, rendered.to_dict())
+        created = self._apply("cron-workflows", "cronWorkflow", "CronWorkflow", server, ns, cron.to_dict())
+        name = cron.cron_workflow.name
+        return {
+            "cron_workflow": name,
+            "namespace": ns,
+            "template": rendered.template.name,
+            "server": server,
+            "url": f"{server}/cron-workflows/{ns}/{name}",
+            "created": created,
+            **cron.schedule.to_dict(),
+            "params": cron.params,
+        }
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """The CronWorkflows mlstack manages in the namespace (labelled managed-by=mlstack), one summary each."""
+        server, ns = self._server_and_namespace()
+        selector = urllib.parse.quote("app.kubernetes.io/managed-by=mlstack", safe="")
+        code, payload = self._request(
+            "GET", f"{server}/api/v1/cron-workflows/{ns}?listOptions.labelSelector={selector}"
+        )
+        self._check(code, payload, f"list CronWorkflows in {ns}")
+        out = []
+        for item in payload.get("items") or []:  # Argo sends "items": null for an empty list
+            meta, spec, status = item.get("metadata", {}), item.get("spec", {}), item.get("status") or {}
+            schedules = list(spec.get("schedules") or ([spec["schedule"]] if spec.get("schedule") else []))
+            ref = (spec.get("workflowSpec") or {}).get("workflowTemplateRef") or {}
+            out.append(
+                {
+                    "name": meta.get("name"),
+                    "namespace": meta.get("namespace", ns),
+                    "pipeline": (meta.get("labels") or {}).get("mlstack.io/pipeline"),
+                    "template": ref.get("name"),
+                    "cron": schedules,
+                    "timezone": spec.get("timezone") or None,
+                    "concurrency": spec.get("concurrencyPolicy") or "Allow",
+                    "suspended": bool(spec.get("suspend")),
+                    "last_scheduled": status.get("lastScheduledTime"),
+                    "active": [a.get("name") for a in status.get("active") or []],
+                    "succeeded": status.get("succeeded"),
+                    "failed": status.get("failed"),
+                    "created": meta.get("creationTimestamp"),
+                    "url": f"{server}/cron-workflows/{meta.get('namespace', ns)}/{meta.get('name')}",
+                }
+            )
+        return out
+
+    def unschedule(self, name: str) -> dict[str, Any]:
+        """Delete the CronWorkflow ``name`` (runs it started and the WorkflowTemplate stay)."""
+        server, ns = self._server_and_namespace()
+        code, payload = self._request("DELETE", f"{server}/api/v1/cron-workflows/{ns}/{name}")
+        if code == 404:
+            raise BackendError(
+                f"no CronWorkflow {name!r} in namespace {ns!r} on {server}",
+                fix="`mlstack schedule ls` lists the schedules there",
+            )
+        self._check(code, payload, f"delete CronWorkflow {ns}/{name}")
+        return {"cron_workflow": name, "namespace": ns, "server": server, "deleted": True}
+
+    # ------------------------------------------------------------ the server
+    def _server_and_namespace(self) -> tuple[str, str]:
+        st = _settings(self.manifest)
+        server = (self._server or os.environ.get("ARGO_SERVER") or st["server_url"] or "").rstrip("/")
+        if not server:
+            raise ConfigError(
+                "no Argo server URL: the manifest's orchestrator has no server_url",
+                fix="set $ARGO_SERVER (e.g. https://localhost:2746 after a port-forward) or pass server_url=",
+            )
+        if "://" not in server:
+            server = "https://" + server
+        return server, st["namespace"]
+
+    def _apply(self, resource: str, key: str, kind: str, server: str, ns: str, body: dict[str, Any]) -> bool:
+        """Create ``body`` (a WorkflowTemplate or CronWorkflow), or update it in place when it exists with the
+        server copy's resourceVersion (retrying when another writer updated it in between). True if created."""
+        name = body["metadata"]["name"]
+        base = f"{server}/api/v1/{resource}/{ns}"
+        code, payload = self._request("POST", base, {"namespace": ns, key: body})
+        if code != 409:  # 409: it exists
+            self._check(code, payload, f"create {kind} {ns}/{name}")
+            return True
+        for _ in range(3):
+            code, current = self._request("GET", f"{base}/{name}")
+            self._check(code, current, f"read {kind} {ns}/{name}")
+            body.setdefault("metadata", {})["resourceVersion"] = current.get("metadata", {}).get(
+                "resourceVersion"
+            )
+            code, payload = self._request("PUT", f"{base}/{name}", {"namespace": ns, "name": name, key: body})
+            if code != 409:  # 409 here: someone updated it since our GET; read it again
+                break
+        self._check(code, payload, f"update {kind} {ns}/{name}")
+        return False
 
     @staticmethod
     def _check(code: int, payload: Any, what: str) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.errors import PipelineError, UsageError
+from mlstack.pipeline.schedule import Schedule, coerce_schedule
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
@@ -139,7 +140,12 @@ def coerce(value: Any, default: Any) -> Any:
 
 
 class Pipeline:
-    """A named set of steps and parameters (with defaults); run it locally or render it for Argo."""
+    """A named set of steps and parameters (with defaults); run it locally or render it for Argo.
+
+    ``schedule`` (a cron string such as ``"0 3 * * *"``, a list of them, or a
+    :class:`~mlstack.pipeline.schedule.Schedule`) makes it run by itself on a stack with Argo: ``mlstack
+    render --argo`` adds a CronWorkflow and ``mlstack schedule PATH`` applies it. Default none.
+    """
 
     def __init__(
         self,
@@ -149,6 +155,7 @@ class Pipeline:
         params: Mapping[str, Any] | None = None,
         image: str | None = None,
         description: str | None = None,
+        schedule: Any = None,
     ) -> None:
         if not re.match(r"^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?$", name or ""):
             raise UsageError(
@@ -159,6 +166,16 @@ class Pipeline:
         self.params: dict[str, Any] = dict(params or {})
         self.image = image
         self.description = description
+        # when it runs by itself (an Argo CronWorkflow): a cron string, a list of them, or a Schedule
+        self.schedule: Schedule | None = coerce_schedule(schedule, f"pipeline {name!r}")
+        if self.schedule is not None:
+            unknown = [k for k in self.schedule.params if k not in self.params]
+            if unknown:
+                raise UsageError(
+                    f"pipeline {name!r}: Schedule(params=...) sets {', '.join(map(repr, unknown))}, "
+                    "which the pipeline does not have",
+                    fix=f"use the pipeline's params: {', '.join(self.params) or '(none)'}",
+                )
         self.steps: dict[str, Step] = {}
         self.source: str | None = None  # the file this pipeline was loaded from (for the step entry)
         for s in steps:
@@ -291,6 +308,12 @@ class Pipeline:
         from mlstack.pipeline.argo import to_workflow_template
 
         return to_workflow_template(self, manifest=manifest, params=params, image=image).template
+
+    def to_argo_cron(self, *, manifest: Any = None, schedule: Any = None):
+        """A hera CronWorkflow running this pipeline's WorkflowTemplate on its schedule (or ``schedule``)."""
+        from mlstack.pipeline.argo import to_cron_workflow
+
+        return to_cron_workflow(self, manifest=manifest, schedule=schedule).cron_workflow
 
     def submit(self, params: Mapping[str, Any] | None = None, *, manifest: Any = None, **kw: Any) -> Any:
         """Create/update the WorkflowTemplate on the Argo server and submit a workflow from it."""

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -223,78 +220,8 @@ def join(branch):
     assert json.loads((out / "result.json").read_text()) == 3
 
 
-# ---------------------------------------------------------------- a fake Argo server
-class FakeArgo(BaseHTTPRequestHandler):
-    """The few Argo server endpoints submit() uses, recording every request."""
-
-    templates: dict[str, dict[str, Any]]
-    requests: list[tuple[str, str, dict[str, Any] | None, str | None]]
-    token = "s3cret"
-
-    def _reply(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _handle(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
-        self.requests.append((method, self.path, body, self.headers.get("Authorization")))
-        if self.headers.get("Authorization") != f"Bearer {self.token}":
-            return self._reply(401, {"code": 16, "message": "token not valid"})
-        parts = self.path.strip("/").split("/")
-        if parts[:3] == ["api", "v1", "workflow-templates"]:
-            name = parts[4] if len(parts) > 4 else body["template"]["metadata"]["name"]
-            if method == "POST":
-                if name in self.templates:
-                    return self._reply(409, {"code": 6, "message": "already exists"})
-                self.templates[name] = body["template"] | {
-                    "metadata": body["template"]["metadata"] | {"resourceVersion": "1"}
-                }
-                return self._reply(200, self.templates[name])
-            if method == "GET":
-                return self._reply(200, self.templates[name])
-            if method == "PUT":
-                assert (
-                    body["template"]["metadata"]["resourceVersion"]
-                    == self.templates[name]["metadata"]["resourceVersion"]
-                )
-                self.templates[name] = body["template"]
-                return self._reply(200, body["template"])
-        if parts[:3] == ["api", "v1", "workflows"] and parts[-1] == "submit":
-            return self._reply(
-                200, {"metadata": {"name": body["resourceName"] + "-x7k2p", "namespace": parts[3]}}
-            )
-        return self._reply(404, {"message": "not found"})
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_argo() -> Iterator[tuple[str, type[FakeArgo]]]:
-    handler = type("Handler", (FakeArgo,), {"templates": {}, "requests": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+# ---------------------------------------------------------------- against the fake Argo server
+# (tests/support/argo.py: the fixture fake_argo)
 
 
 def test_submit_creates_then_updates_the_template_and_submits_a_workflow(
@@ -313,7 +240,7 @@ def test_submit_creates_then_updates_the_template_and_submits_a_workflow(
     submitted = handler.requests[-1][2]
     assert submitted["resourceKind"] == "WorkflowTemplate" and submitted["resourceName"] == "churn"
     assert submitted["submitOptions"]["parameters"] == ["threshold=0.8"]
-    assert handler.templates["churn"]["spec"]["entrypoint"] == "main"
+    assert handler.templates["ml-jobs/churn"]["spec"]["entrypoint"] == "main"
     # second time: the template exists, so it is updated in place
     runner.submit(pipe)
     assert [(m, p) for m, p, _, _ in handler.requests[2:]] == [
