@@ -267,7 +267,9 @@ def test_schedule_applies_the_template_then_the_cron_workflow_and_updates_both(i
     assert create["namespace"] == "ml-jobs" and create["cronWorkflow"]["kind"] == "CronWorkflow"
     stored = handler.cron_workflows["ml-jobs/churn"]
     assert stored["spec"]["workflowSpec"]["workflowTemplateRef"] == {"name": "churn"}
-    assert stored["spec"]["workflowSpec"]["arguments"]["parameters"] == [{"name": "threshold", "value": "0.8"}]
+    assert stored["spec"]["workflowSpec"]["arguments"]["parameters"] == [
+        {"name": "threshold", "value": "0.8"}
+    ]
     assert "ml-jobs/churn" in handler.templates
     # the controller ran it once; applying again updates both in place and keeps that status
     stored["status"] = {"lastScheduledTime": "2026-01-02T03:00:00Z"}
@@ -358,7 +360,10 @@ def eks_cli(in_repo, fake_argo, tmp_path, monkeypatch):
 
 def test_cli_schedule_ls_rm_on_argo(eks_cli, capsys) -> None:
     mf, handler = eks_cli
-    assert main(["schedule", "examples/churn", "-m", str(mf), "--tz", "Europe/Paris", "-p", "threshold=0.9"]) == 0
+    assert (
+        main(["schedule", "examples/churn", "-m", str(mf), "--tz", "Europe/Paris", "-p", "threshold=0.9"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Created CronWorkflow churn in ml-jobs: 0 3 * * * (Europe/Paris), concurrency Forbid" in out
     assert "next run 20" in out and "threshold=0.9" in out
@@ -436,7 +441,8 @@ def test_render_emits_the_cron_workflow_after_the_template(in_repo, capsys) -> N
     assert main(["render", "examples/churn", "--argo", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["kind"] == "List" and [i["kind"] for i in doc["items"]] == ["WorkflowTemplate", "CronWorkflow"]
-    assert main(["render", "examples/gpu-finetune", "--argo", "--json"]) == 0  # no schedule: the template only
+    # no schedule: the template only
+    assert main(["render", "examples/gpu-finetune", "--argo", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "WorkflowTemplate"
 
 
@@ -452,4 +458,7 @@ def one():
     )
     assert main(["run", str(f), "--local"]) == 0
     out = capsys.readouterr().out
-    assert "schedule 30 2 * * * (UTC), concurrency Forbid: not applied here, the local stack has no scheduler" in out
+    assert (
+        "schedule 30 2 * * * (UTC), concurrency Forbid: not applied here, the local stack has no scheduler"
+        in out
+    )
