@@ -95,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         if ns.step not in pipe.steps:
             raise MlstackError(f"pipeline {pipe.name!r} has no step {ns.step!r}", fix="check the step name")
         s = pipe.steps[ns.step]
+        if ns.argo and s.nodes > 1 and "MLSTACK_NODES" not in os.environ:
+            # one pod alone would train on one node while the step asked for several: refuse
+            raise ConfigError(
+                f"step {s.name!r} asks for nodes={s.nodes} but runs as a single pod",
+                fix="run it with the local runner (`mlstack run PATH --local`), or set nodes=1 until the Argo "
+                "rendering starts multi-node steps as a JobSet (see docs/compute.md)",
+            )
         deps = pipe.deps(s.name)
         kwargs: dict[str, Any] = {}
         if ns.argo:
@@ -141,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         traceback.print_exc()
         return 1
-    if ns.argo:
+    if os.environ.get("MLSTACK_NODE_RANK", "0") != "0":
+        pass  # a multi-node step's result is node rank 0's; the other workers only took part
+    elif ns.argo:
         _write_argo_outputs(Path(ns.out), result)
     else:
         d = step_dir(Path(ns.run_dir), s.name, ns.index)

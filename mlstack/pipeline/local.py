@@ -23,6 +23,7 @@ from typing import Any
 
 from mlstack import run as _run
 from mlstack.errors import PipelineError
+from mlstack.pipeline import multinode
 from mlstack.pipeline.entry import NO_RETRY, read_output, step_dir
 from mlstack.pipeline.spec import Pipeline
 
@@ -185,8 +186,12 @@ class LocalRunner:
                 if attempt > 1:
                     fh.write(f"\n[mlstack] attempt {attempt} of {s.retries + 1}\n".encode())
                     fh.flush()
-                proc = subprocess.Popen(
-                    cmd, stdout=fh, stderr=subprocess.STDOUT, env=step_env, stdin=subprocess.DEVNULL
+                proc = (
+                    subprocess.Popen(
+                        cmd, stdout=fh, stderr=subprocess.STDOUT, env=step_env, stdin=subprocess.DEVNULL
+                    )
+                    if s.nodes == 1
+                    else multinode.Group(cmd, s.nodes, env=step_env, log=fh).start()
                 )
                 with self._lock:
                     self._procs[proc.pid] = proc

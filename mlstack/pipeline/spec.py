@@ -58,6 +58,7 @@ class Step:
         retries: int = 0,
         timeout: int | None = None,
         env: Mapping[str, str] | None = None,
+        nodes: int = 1,
     ) -> None:
         self.func = func
         self.name = name or func.__name__
@@ -72,6 +73,12 @@ class Step:
             problems.append(f"cpu={cpu!r}: a positive number of cores (0.5) or millicores ('500m')")
         if memory is not None and not (isinstance(memory, str) and _MEMORY.match(memory)):
             problems.append(f"memory={memory!r}: a Kubernetes quantity such as '512Mi' or '4Gi'")
+        if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+            problems.append(f"nodes={nodes!r}: a whole number >= 1 (the processes/pods of a multi-node step)")
+        elif nodes > 1 and foreach is not None:
+            problems.append(
+                f"nodes={nodes!r} with foreach={foreach!r}: a multi-node step cannot also fan out"
+            )
         if not isinstance(retries, int) or retries < 0:
             problems.append(f"retries={retries!r}: a whole number >= 0")
         if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
@@ -83,6 +90,8 @@ class Step:
         self.resources = Resources(gpus=gpus, cpu=cpu, memory=memory, image=image)
         self.after = tuple(a.name if isinstance(a, Step) else str(a) for a in after)
         self.foreach = foreach
+        # nodes > 1: one process per node locally (mlstack.pipeline.multinode), one pod per node on a cluster
+        self.nodes = nodes
         self.retries = retries
         self.timeout = timeout
         self.env = dict(env or {})
@@ -107,7 +116,8 @@ def step(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     """Mark a function as a step: ``@step`` or ``@step(gpus=1, memory="8Gi", foreach="lr")``.
 
     Options: ``gpus``, ``cpu``, ``memory``, ``image``, ``after``, ``foreach``, ``retries``, ``timeout``
-    (seconds), ``env`` and ``name``.
+    (seconds), ``env``, ``nodes`` (multi-node: that many workers with torchrun's environment, see
+    :mod:`mlstack.pipeline.multinode`; ``gpus`` is per node) and ``name``.
     """
     if func is not None:
         return Step(func, **options)
