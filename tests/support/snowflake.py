@@ -112,14 +112,19 @@ def server_python() -> str | None:
     if env:
         return env if Path(env).exists() else None
     candidate = REPO / ".venv-fakesnow" / "bin" / "python"
-    if not candidate.exists() and os.environ.get("MLSTACK_FAKESNOW_AUTOCREATE", "1") == "1":
+    # bin/python exists as soon as another xdist worker starts making the venv: wait for its completion mark
+    done = candidate.parent.parent / COMPLETE
+    autocreate = os.environ.get("MLSTACK_FAKESNOW_AUTOCREATE", "1") == "1"
+    if not done.exists() and autocreate:
         _create_server_venv(candidate.parent.parent)
-    return str(candidate) if candidate.exists() else None
+    # a venv made by hand (autocreate off) has no mark: take it as it is
+    return str(candidate) if candidate.exists() and (done.exists() or not autocreate) else None
 
 
 # fakesnow 0.12.1's server speaks to the 4.x connector; the code under test uses whatever mlstack[snowflake]
 # installs (5.x), so the server lives in its own virtualenv, made once on first use.
 SERVER_REQUIREMENTS = ("fakesnow[server]==0.12.1", "snowflake-connector-python>=4,<5")
+COMPLETE = ".mlstack-complete"  # written last: a venv without it is still being made (or broken)
 
 
 def _create_server_venv(venv: Path) -> None:
@@ -132,7 +137,7 @@ def _create_server_venv(venv: Path) -> None:
     with open(venv.parent / ".venv-fakesnow.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if (venv / "bin" / "python").exists():
+            if (venv / COMPLETE).exists():
                 return
             shutil.rmtree(venv, ignore_errors=True)
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
@@ -141,6 +146,7 @@ def _create_server_venv(venv: Path) -> None:
             if pip.returncode != 0:
                 shutil.rmtree(venv, ignore_errors=True)  # never leave a half-made venv that looks usable
                 raise RuntimeError(f"could not install the fakesnow server virtualenv: {pip.stderr[-2000:]}")
+            (venv / COMPLETE).write_text("")
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
