@@ -33,6 +33,7 @@ AUTOCREATE_VAR = "MLSTACK_TORCH_AUTOCREATE"
 VENV = REPO / ".venv-torch"
 # the CPU build on the CI machines' disk; a plain `torch` would resolve to the CUDA build elsewhere
 REQUIREMENT = "torch==2.13.0"
+COMPLETE = ".mlstack-complete"  # written last: a venv without it is still being made (or broken)
 
 
 def in_ci() -> bool:
@@ -57,9 +58,10 @@ def torch_python() -> str | None:
     if importlib.util.find_spec("torch") is not None and _has_torch(sys.executable):
         return sys.executable
     python = VENV / "bin" / "python"
-    if not python.exists() and (in_ci() or os.environ.get(AUTOCREATE_VAR) == "1"):
+    # bin/python appears as soon as another xdist worker starts making the venv: wait for its completion mark
+    if not (VENV / COMPLETE).exists() and (in_ci() or os.environ.get(AUTOCREATE_VAR) == "1"):
         _create_venv(VENV)
-    return str(python) if python.exists() and _has_torch(str(python)) else None
+    return str(python) if (VENV / COMPLETE).exists() and _has_torch(str(python)) else None
 
 
 def _create_venv(venv: Path) -> None:
@@ -70,7 +72,7 @@ def _create_venv(venv: Path) -> None:
     with open(venv.parent / ".venv-torch.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if (venv / "bin" / "python").exists():
+            if (venv / COMPLETE).exists():
                 return
             shutil.rmtree(venv, ignore_errors=True)
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
@@ -94,6 +96,7 @@ def _create_venv(venv: Path) -> None:
             ).stdout.strip()
             here = sysconfig.get_paths()["purelib"]
             (Path(site) / "mlstack-test-env.pth").write_text(f"import site; site.addsitedir({here!r})\n")
+            (venv / COMPLETE).write_text("")
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
