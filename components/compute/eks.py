@@ -190,6 +190,10 @@ class EksGpuClusterArgs(TypedDict, total=False):
     """Namespace where jobs run. Default: "ml-jobs"."""
     jobs_service_account: str
     """Service account jobs run as, bound to the IRSA jobs role. Default: "mlstack-jobs"."""
+    jobs_pod_security: Literal["restricted", "baseline"]
+    """Pod Security Standard the jobs namespace enforces. Default: "restricted" (non-root, no privilege
+    escalation, seccomp; mlstack's pipeline pods meet it). "baseline" admits root pods, needed only for steps
+    marked ``@step(run_as_root=True)``; `mlstack plan` reports it (K8S-008) so the choice stays visible."""
     jobs_gpu_quota: int
     """Most GPUs the jobs namespace may request at once (a ResourceQuota on ``requests.nvidia.com/gpu``), a
     cost guard below the node groups' capacity. Default: no quota (the groups' max_size is the cap)."""
@@ -252,6 +256,18 @@ def _check_sizes(problems: Problems, path: str, g: Mapping[str, Any], lo: int) -
             "need min_size <= desired_size <= max_size",
         )
     return mn, ds, mx
+
+
+POD_SECURITY_LEVELS = ("restricted", "baseline")
+
+
+def _check_pod_security(problems: Problems, a: Mapping[str, Any]) -> None:
+    level = a.get("jobs_pod_security", "restricted")
+    if level not in POD_SECURITY_LEVELS:
+        why = "one of: restricted, baseline"
+        if level == "privileged":
+            why += " ('privileged' lets any pod in the jobs namespace take over its node)"
+        problems.add("jobs_pod_security", level, why)
 
 
 def _check_disk(problems: Problems, path: str, v: Any) -> None:
@@ -462,6 +478,7 @@ def _validate(name: str, a: Mapping[str, Any]) -> tuple[dict[str, Any], list[dic
     sa = a.get("jobs_service_account", "mlstack-jobs")
     if not isinstance(sa, str) or not _DNS_LABEL.match(sa):
         p.add("jobs_service_account", sa, "a DNS label: lowercase letters, digits and '-', at most 63")
+    _check_pod_security(p, a)
     store = a.get("artifact_store")
     if store is not None and not (hasattr(store, "grant_read") and hasattr(store, "grant_write")):
         p.add(
@@ -615,23 +632,33 @@ class _JobsCluster:
         )
 
     def _jobs_identity(
-        self, name: str, ns_name: str, tags: Mapping[str, str], kopts: pulumi.ResourceOptions
+        self,
+        name: str,
+        ns_name: str,
+        tags: Mapping[str, str],
+        kopts: pulumi.ResourceOptions,
+        pod_security: str = "restricted",
     ) -> None:
         """The jobs namespace, its service account and the IRSA role pinned to it; owners grant to the role."""
         self.jobs_namespace_name: str = ns_name
+        self.jobs_pod_security: str = pod_security
         namespace = k8s.core.v1.Namespace(
             f"{name}-jobs",
             metadata={
                 "name": ns_name,
                 "labels": {
                     "app.kubernetes.io/managed-by": "mlstack",
-                    # GPU jobs often run as root in vendor images: enforce baseline, warn on restricted
-                    "pod-security.kubernetes.io/enforce": "baseline",
+                    # pipeline pods run non-root and read-only (mlstack.pipeline.security): enforce restricted
+                    # unless the owner opted the namespace down for run_as_root steps; always warn/audit on it
+                    "pod-security.kubernetes.io/enforce": pod_security,
+                    "pod-security.kubernetes.io/enforce-version": "latest",
                     "pod-security.kubernetes.io/warn": "restricted",
+                    "pod-security.kubernetes.io/audit": "restricted",
                 },
             },
             opts=kopts,
         )
+        self.jobs_namespace_resource = namespace
         self.jobs_namespace: pulumi.Output[str] = namespace.metadata.apply(lambda m: m["name"])
         self.jobs_role = self.irsa_role(f"{name}-jobs", ns_name, self.jobs_service_account_name, tags)
         self.jobs_service_account = k8s.core.v1.ServiceAccount(
@@ -1036,7 +1063,9 @@ class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
         kopts = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[system_ng, coredns])
         self._k8s_opts = kopts
 
-        self._jobs_identity(name, a.get("jobs_namespace", "ml-jobs"), tags, kopts)
+        self._jobs_identity(
+            name, a.get("jobs_namespace", "ml-jobs"), tags, kopts, a.get("jobs_pod_security", "restricted")
+        )
         if a.get("jobs_gpu_quota") is not None:
             self.jobs_gpu_quota = k8s.core.v1.ResourceQuota(
                 f"{name}-jobs-gpu",
@@ -1476,6 +1505,9 @@ class ExistingEksClusterArgs(TypedDict, total=False):
     """Namespace where jobs run (created). Default: "ml-jobs"."""
     jobs_service_account: str
     """Service account jobs run as (created, with its IRSA role). Default: "mlstack-jobs"."""
+    jobs_pod_security: Literal["restricted", "baseline"]
+    """Pod Security Standard the jobs namespace enforces. Default: "restricted"; "baseline" admits the root
+    pods of ``@step(run_as_root=True)`` steps (reported by `mlstack plan`, K8S-008)."""
     artifact_store: Any
     """An S3ArtifactStore: the jobs role gets read and write on it. Default: no artifact grant."""
     data_layer: Any
@@ -1508,6 +1540,7 @@ def _validate_existing(name: str, a: Mapping[str, Any]) -> None:
             p.add(key, val, "a DNS label: lowercase letters, digits and '-', at most 63")
     if a.get("jobs_namespace") in ("default", "kube-system", "kube-public", "kube-node-lease"):
         p.add("jobs_namespace", a["jobs_namespace"], "a namespace of its own, not a system namespace")
+    _check_pod_security(p, a)
     sel = a.get("gpu_node_selector", {})
     if not isinstance(sel, Mapping):
         p.add("gpu_node_selector", sel, "a dict of label key -> value")
@@ -1588,7 +1621,9 @@ class ExistingEksCluster(pulumi.ComponentResource, _JobsCluster):
             f"{name}-k8s", kubeconfig=self.kubeconfig, opts=pulumi.ResourceOptions(parent=self)
         )
         kopts = pulumi.ResourceOptions(parent=self, provider=self.provider)
-        self._jobs_identity(name, a.get("jobs_namespace", "ml-jobs"), tags, kopts)
+        self._jobs_identity(
+            name, a.get("jobs_namespace", "ml-jobs"), tags, kopts, a.get("jobs_pod_security", "restricted")
+        )
         if a.get("device_plugin", False):
             self._device_plugin(name, kopts)
         self.manifest_section = self._compute_section(self.cluster_name, a.get("default_image"))

@@ -5,7 +5,8 @@
   UI act as the server's service account), HTTPS, ClusterIP only;
 - the default artifact repository on the artifact store's bucket and prefix, through IRSA (``useSDKCreds``,
   no static keys); the server reads artifacts for the UI with its own read-only IRSA role;
-- workflows run as the cluster's jobs service account, bound to a Role with only what Argo's executor needs;
+- workflows run as the cluster's jobs service account, bound to a Role with only what Argo's executor needs,
+  and as a non-root user by default (workflow defaults, executor and main-container security contexts);
 - every workflow defaults to tolerating the GPU taint, and every main container receives the stack manifest
   as ``MLSTACK_MANIFEST`` from the ConfigMap ``mlstack-manifest`` that :meth:`ArgoWorkflows.publish_manifest`
   writes into the jobs namespace.
@@ -20,6 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlstack.manifest import from_dict, validate_section
+from mlstack.pipeline import security as job_security
 
 from .._args import Problems
 from ..compute.eks import ROLE_LABEL, EksGpuCluster, ExistingEksCluster
@@ -328,6 +330,9 @@ class ArgoWorkflows(pulumi.ComponentResource):
                 "workflowDefaults": {
                     "spec": {
                         "serviceAccountName": self.workflow_service_account_name,
+                        # every workflow's pods non-root (the jobs namespace enforces Pod Security
+                        # "restricted"); mlstack-rendered templates carry the same, hand-written ones inherit it
+                        "securityContext": job_security.pod_security_context(),
                         "ttlStrategy": {"secondsAfterCompletion": a.get("workflow_ttl_hours", 168) * 3600},
                         # keep failed pods for `mlstack doctor` and kubectl logs; successful ones go
                         "podGC": {"strategy": "OnPodSuccess"},
@@ -335,7 +340,16 @@ class ArgoWorkflows(pulumi.ComponentResource):
                     }
                 },
             },
+            # Argo's init/wait containers in every workflow pod: restricted and read-only
+            "executor": {"securityContext": job_security.executor_security_context()},
             "mainContainer": {
+                # restricted-compliant defaults for main containers that set none (templates rendered by
+                # mlstack set their own, read-only root filesystem and /tmp emptyDir included)
+                "securityContext": {
+                    k: v
+                    for k, v in job_security.container_security_context().items()
+                    if k != "readOnlyRootFilesystem"
+                },
                 "env": [
                     {
                         "name": "MLSTACK_MANIFEST",

@@ -6,6 +6,10 @@ step's image; the DAG passes results as output parameters (JSON), fans out with 
 each step's lineage (the tables and artifacts read so far) downstream. GPU steps request the manifest's GPU
 resource (``nvidia.com/gpu`` by default) and get its tolerations and node selector; every step receives
 ``MLSTACK_MANIFEST`` from the manifest ConfigMap and the run id (the workflow's name).
+
+Pods run as a non-root user with a read-only root filesystem and a writable ``/tmp`` (the settings live in
+:mod:`mlstack.pipeline.security`, shared with CronWorkflows and the chart's workflow defaults); every template
+names its service account: the manifest's, else ``mlstack-jobs``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.errors import BackendError, ConfigError, CredentialsError, require
+from mlstack.pipeline import security
 from mlstack.pipeline.schedule import Schedule, coerce_schedule
 from mlstack.pipeline.spec import Pipeline
 
@@ -58,9 +63,9 @@ DATA_CREDENTIALS_SECRET = "mlstack-data-credentials"
 SNOWFLAKE_DIR = "/var/run/secrets/snowflake"
 DATABRICKS_DIR = "/var/run/secrets/databricks"
 DATA_CREDENTIALS_MODE = 0o400  # Snowflake's connector wants connections.toml and the key private
-# With an fsGroup the kubelet hands the Secret's files to that group and adds group read (0440), so images
-# running as a non-root user can still read them; any gid works, the pod's processes all get it.
-DATA_CREDENTIALS_FS_GROUP = 65534
+# With an fsGroup the kubelet hands the Secret's files to that group and adds group read (0440), so the
+# non-root step user can still read them: the pod's fsGroup (every pipeline pod has it, see security.py).
+DATA_CREDENTIALS_FS_GROUP = security.JOB_GID
 _CREDENTIALS_VOLUME = "data-credentials"
 OUT_DIR = "/tmp/mlstack"
 
@@ -98,9 +103,9 @@ def _settings(manifest: Any) -> dict[str, Any]:
         notes.append(f"no argo orchestrator or kubernetes compute in the manifest: namespace {namespace!r}")
     sa = (argo and argo.service_account) or (kube and kube.service_account) or None
     if sa is None:
-        notes.append(
-            "no service account in the manifest: the namespace's default (or Argo's workflowDefaults)"
-        )
+        # never the namespace's "default" account: name the one EksGpuCluster creates (and binds to IRSA)
+        sa = security.DEFAULT_SERVICE_ACCOUNT
+        notes.append(f"no service account in the manifest: {sa!r} (EksGpuCluster's default)")
     configmap = (argo and argo.configmap) or DEFAULT_CONFIGMAP
     if not (argo and argo.configmap):
         notes.append(f"MLSTACK_MANIFEST from ConfigMap {configmap!r} key {CONFIGMAP_KEY!r} (the default)")
@@ -225,6 +230,9 @@ def to_workflow_template(
             Env(name="MLSTACK_STEP", value=s.name),
             Env(name="MLSTACK_RUN_INPUTS", value=f"{OUT_DIR}/inputs.jsonl"),
             Env(name="PYTHONUNBUFFERED", value="1"),
+            # the root filesystem is read-only: no .pyc next to the code, caches under the writable /tmp
+            Env(name="PYTHONDONTWRITEBYTECODE", value="1"),
+            Env(name="HOME", value=security.HOME),
         ]
         creds = st["credentials"]
         if creds is not None:  # a step's own env wins
@@ -257,16 +265,22 @@ def to_workflow_template(
                 retry_strategy=m.RetryStrategy(limit=s.retries, retry_policy="Always") if s.retries else None,
                 active_deadline_seconds=s.timeout,
                 labels={"mlstack.io/step": dns(s.name)},
-                volume_mounts=(
-                    [m.VolumeMount(name=_CREDENTIALS_VOLUME, mount_path=creds["path"], read_only=True)]
-                    if creds is not None
-                    else None
-                ),
-                pod_security_context=(
-                    m.PodSecurityContext(fs_group=DATA_CREDENTIALS_FS_GROUP) if creds is not None else None
-                ),
+                volume_mounts=[
+                    *step_volume_mounts(),
+                    *(
+                        [m.VolumeMount(name=_CREDENTIALS_VOLUME, mount_path=creds["path"], read_only=True)]
+                        if creds is not None
+                        else []
+                    ),
+                ],
+                **step_security(s.run_as_root),
             )
         )
+        if s.run_as_root:
+            notes.append(
+                f"step {s.name!r} runs as root (run_as_root=True) with a writable root filesystem: a jobs "
+                "namespace enforcing Pod Security 'restricted' refuses it (mlstack plan reports ARGO-004)"
+            )
         tasks.append(
             dict(
                 name=dns(s.name),
@@ -284,7 +298,8 @@ def to_workflow_template(
         arguments=[Parameter(name=k, value=_param_text(v)) for k, v in values.items()] or None,
         labels={"app.kubernetes.io/managed-by": "mlstack", "mlstack.io/pipeline": pipe.name},
         annotations={"mlstack.io/description": pipe.description} if pipe.description else None,
-        volumes=_credentials_volumes(st["credentials"]),
+        security_context=workflow_security_context(),
+        volumes=workflow_volumes(st["credentials"]),
     ) as wt:
         for kw in templates:
             Container(**kw)
@@ -294,19 +309,46 @@ def to_workflow_template(
     return Rendered(wt, notes, image_set)
 
 
-def _credentials_volumes(credentials: dict[str, Any] | None) -> list[Any] | None:
-    """The login files Secret as a volume: optional, so a stack whose owner provisions the login another way
-    (their own key pair, no Secret) still runs."""
-    if credentials is None:
-        return None
-    return [
-        m.Volume(
-            name=_CREDENTIALS_VOLUME,
-            secret=m.SecretVolumeSource(
-                secret_name=DATA_CREDENTIALS_SECRET, default_mode=DATA_CREDENTIALS_MODE, optional=True
-            ),
+def workflow_security_context() -> m.PodSecurityContext:
+    """The workflow-level pod securityContext: every pod non-root unless its template says otherwise."""
+    return m.PodSecurityContext(**security.pod_security_context(fs_group=DATA_CREDENTIALS_FS_GROUP))
+
+
+def step_security(run_as_root: bool) -> dict[str, Any]:
+    """Container kwargs with the step's container securityContext (and, for a root step, its own pod one).
+
+    Workflow renderers (WorkflowTemplate here, CronWorkflow in the schedules module) pass these to each
+    step's hera ``Container`` so every pod comes out the same.
+    """
+    kw: dict[str, Any] = {
+        "security_context": m.SecurityContext(**security.container_security_context(run_as_root=run_as_root))
+    }
+    if run_as_root:
+        kw["pod_security_context"] = m.PodSecurityContext(
+            **security.pod_security_context(run_as_root=True, fs_group=DATA_CREDENTIALS_FS_GROUP)
         )
-    ]
+    return kw
+
+
+def step_volume_mounts() -> list[m.VolumeMount]:
+    """The writable emptyDir mounts (``/tmp``) of every step container."""
+    return [m.VolumeMount(name=v["name"], mount_path=v["mountPath"]) for v in security.volume_mounts()]
+
+
+def workflow_volumes(credentials: dict[str, Any] | None) -> list[Any]:
+    """Scratch emptyDirs, plus the login files Secret when the stack has one: optional, so a stack whose owner
+    provisions the login another way (their own key pair, no Secret) still runs."""
+    out: list[Any] = [m.Volume(name=v["name"], empty_dir=m.EmptyDirVolumeSource()) for v in security.volumes()]
+    if credentials is not None:
+        out.append(
+            m.Volume(
+                name=_CREDENTIALS_VOLUME,
+                secret=m.SecretVolumeSource(
+                    secret_name=DATA_CREDENTIALS_SECRET, default_mode=DATA_CREDENTIALS_MODE, optional=True
+                ),
+            )
+        )
+    return out
 
 
 @dataclass
@@ -362,6 +404,10 @@ def to_cron_workflow(
         starting_deadline_seconds=sched.starting_deadline,
         cron_suspend=True if sched.suspend else None,
         workflow_template_ref=m.WorkflowTemplateRef(name=pipe.name),
+        # also said here, not only inherited through the reference: scheduled runs stay non-root and keep
+        # their service account even if the referenced template is replaced by a hand-written one
+        service_account_name=st["service_account"],
+        security_context=workflow_security_context(),
         # the Workflows it creates carry the pipeline's labels (Argo adds workflows.argoproj.io/cron-workflow)
         workflow_metadata=m.ObjectMeta(labels=labels | {"mlstack.io/schedule": pipe.name}),
         arguments=[Parameter(name=k, value=_param_text(values[k])) for k in overrides] or None,

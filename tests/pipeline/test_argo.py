@@ -303,7 +303,7 @@ def test_warehouse_steps_mount_the_login_files_secret(in_repo, local_home, data,
     rendered = to_workflow_template(load(REPO / "examples" / "churn"), manifest=m)
     doc = yaml.safe_load(rendered.to_yaml())
     WorkflowTemplateModel.model_validate(doc)
-    (vol,) = doc["spec"]["volumes"]
+    (vol,) = [v for v in doc["spec"]["volumes"] if "secret" in v]
     assert vol["secret"] == {"secretName": "mlstack-data-credentials", "defaultMode": 0o400, "optional": True}
     path = (
         next(iter(env.values())).rsplit("/", 1)[0] if data["kind"] == "databricks" else env["SNOWFLAKE_HOME"]
@@ -315,12 +315,13 @@ def test_warehouse_steps_mount_the_login_files_secret(in_repo, local_home, data,
         assert {"name": vol["name"], "mountPath": path, "readOnly": True} in c["volumeMounts"], t["name"]
         names = {e["name"]: e.get("value") for e in c["env"]}
         assert all(names[k] == v for k, v in env.items()), t["name"]
-        # non-root images read the 0400 files through the pod's fsGroup (the kubelet makes them 0440)
-        assert t["securityContext"]["fsGroup"] == argo.DATA_CREDENTIALS_FS_GROUP
+        assert "securityContext" not in t, "non-root steps take the workflow's pod securityContext"
+    # the non-root user reads the 0400 files through the pod's fsGroup (the kubelet makes them 0440)
+    assert doc["spec"]["securityContext"]["fsGroup"] == argo.DATA_CREDENTIALS_FS_GROUP
     assert any("mlstack-data-credentials" in n for n in rendered.notes)
 
 
 def test_no_credentials_mount_for_other_data_kinds(in_repo, local_home) -> None:
     doc = yaml.safe_load(to_workflow_template(load(REPO / "examples" / "churn"), manifest=_eks()).to_yaml())
-    assert "volumes" not in doc["spec"]
+    assert doc["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {}}]
     assert "mlstack-data-credentials" not in json.dumps(doc)
