@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 from mlstack._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
-    from mlstack import artifacts, data, errors, manifest, pipeline, run
+    from mlstack import artifacts, card, data, errors, manifest, pipeline, run
 
 __all__ = [
     "Pipeline",
     "Schedule",
     "__version__",
     "artifacts",
+    "card",
     "data",
     "errors",
     "manifest",
@@ -28,7 +29,7 @@ __all__ = [
     "step",
 ]
 
-_SUBMODULES = {"artifacts", "data", "errors", "manifest", "pipeline", "run", "registry"}
+_SUBMODULES = {"artifacts", "card", "data", "errors", "manifest", "pipeline", "run", "registry"}
 # names re-exported from submodules, resolved lazily
 _ATTRS = {"step": "mlstack.pipeline", "Pipeline": "mlstack.pipeline", "Schedule": "mlstack.pipeline"}
 
