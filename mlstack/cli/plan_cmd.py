@@ -173,7 +173,7 @@ def _print_text(d: dict, *, full_tree: bool = False) -> None:
         console.print(f"  - not priced: {escape(u['item'])}: {escape(u['why'])}")
     console.print("[bold]Not included[/]: " + escape("; ".join(c["not_included"])))
     print_table(
-        "EC2 vCPU quota needs (node groups at maximum size)",
+        "EC2 vCPU quota needs (node groups at maximum size, NodePools at their limits)",
         ["quota code", "name", "purchase", "vCPUs needed", "AWS default", "instance types"],
         [
             (
@@ -187,6 +187,22 @@ def _print_text(d: dict, *, full_tree: bool = False) -> None:
             for q in d["quota_needs"]
         ],
     )
+    if d.get("gpu_slices"):
+        print_table(
+            "Shared GPUs: effective $/h per slice (node full, On-Demand)",
+            ["pool", "instance type", "slice", "resource", "slices/node", "$/h per slice"],
+            [
+                (
+                    x["pool"],
+                    x["instance_type"],
+                    x.get("slice") or x.get("problem", ""),
+                    x.get("resource", ""),
+                    x.get("slices_per_node", ""),
+                    "n/a" if x.get("usd_per_slice_hour") is None else f"${x['usd_per_slice_hour']:.4f}",
+                )
+                for x in d["gpu_slices"]
+            ],
+        )
     if any(q.get("exceeds_aws_default") for q in d["quota_needs"]):
         console.print(
             "  quota needs above AWS's default values: check your account's applied quotas "

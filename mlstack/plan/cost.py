@@ -1,7 +1,7 @@
 """Hourly and monthly cost estimate of a recorded stack from the shipped, dated price table.
 
 What is priced: the EKS control plane, NAT gateways, EKS managed node groups at their minimum and at their
-maximum size, Snowflake warehouses (credits) and Databricks SQL warehouses (DBUs). Everything else (EBS,
+maximum size, Karpenter NodePools from $0 up to the most their ``limits`` allow (:mod:`mlstack.plan.karpenter`), Snowflake warehouses (credits) and Databricks SQL warehouses (DBUs). Everything else (EBS,
 data transfer, S3 storage and requests, KMS keys, CloudWatch logs, Athena scans) is listed as not included.
 
 Numbers the table does not hold (``null``: $ per Snowflake credit, Databricks DBU rates) come from stack
@@ -182,6 +182,11 @@ def estimate(
                 source=f"prices.json ec2, {region}, valid as of {spec0.price_valid_as_of if region == 'us-east-1' else 'snapshot (see docs/prices.md)'}",
             )
         )
+
+    # Karpenter NodePools: $0 at rest, the most their limits allow at most (mlstack.plan.karpenter)
+    from mlstack.plan import karpenter
+
+    lines += karpenter.cost_lines(karpenter.node_pools(recording), region, _line, h)
 
     wh_hours, wh_from_cfg = _rate(config, "mlstack:warehouseHoursPerMonth", DEFAULT_WAREHOUSE_HOURS)
     assert wh_hours is not None

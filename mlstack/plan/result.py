@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlstack.plan import NOTICE, cost, inventory, quota, runner
+from mlstack.plan import NOTICE, cost, inventory, karpenter, quota, runner
 from mlstack.plan.mock_runtime import Recording, is_secret
 from mlstack.plan.policy import Finding, evaluate
 
@@ -25,6 +25,8 @@ class PlanResult:
     gpu_instance_types: list[dict[str, Any]]
     findings: list[Finding]
     node_groups: list[inventory.NodeGroupSpec] = field(default_factory=list)
+    node_pools: list[karpenter.NodePoolSpec] = field(default_factory=list)
+    gpu_slices: list[dict[str, Any]] = field(default_factory=list)
     notice: str = NOTICE
 
     @property
@@ -86,6 +88,8 @@ class PlanResult:
             "quota_needs": self.quota_needs,
             "gpu_instance_types": self.gpu_instance_types,
             "findings": [f.to_dict() for f in self.findings],
+            "node_pools": [p.to_dict() for p in self.node_pools],
+            "gpu_slices": self.gpu_slices,
             "stack_outputs": self.stack_outputs(),
         }
 
@@ -103,6 +107,7 @@ def analyse(
     cfg = dict(config or {})
     region = inventory.region_of(recording, cfg)
     groups = inventory.node_groups(recording)
+    pools = karpenter.node_pools(recording)
     return PlanResult(
         project=project or recording.project,
         path=path,
@@ -112,10 +117,15 @@ def analyse(
         tree=inventory.tree(recording),
         counts_by_type=inventory.counts_by_type(recording),
         cost=cost.estimate(recording, groups, region, cfg),
-        quota_needs=quota.quota_needs(groups, region),
-        gpu_instance_types=quota.gpu_instance_types(groups, region),
+        quota_needs=karpenter.merge_quota(
+            quota.quota_needs(groups, region), karpenter.quota_needs(pools, region)
+        ),
+        gpu_instance_types=quota.gpu_instance_types(groups, region)
+        + karpenter.gpu_instance_types(pools, region),
         findings=evaluate(recording, skip=skip_rules or ()),
         node_groups=groups,
+        node_pools=pools,
+        gpu_slices=karpenter.gpu_slices(pools, groups, region),
     )
 
 

@@ -524,6 +524,16 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
     ),
 }
 
+# rule modules with their own case files (kept apart so lanes adding rules do not collide here)
+from tests.plan.karpenter_policy_cases import EXTRA_BAD, KARPENTER_CASES  # noqa: E402
+
+CASES.update(KARPENTER_CASES)
+
+
+@pytest.mark.parametrize(("rule_id", "bad"), EXTRA_BAD)
+def test_rule_fires_on_more_bad_programs(rule_id: str, bad: Callable[[], Any]) -> None:
+    assert rule_id in _fired(bad)
+
 
 def test_every_rule_has_a_case() -> None:
     assert set(load_rules()) == set(CASES), (

@@ -17,6 +17,7 @@ RULE_MODULES = (
     "mlstack.plan.policy.aws_iam",
     "mlstack.plan.policy.aws_eks",
     "mlstack.plan.policy.kubernetes",
+    "mlstack.plan.policy.karpenter",
     "mlstack.plan.policy.warehouses",
     "mlstack.plan.policy.outputs",
 )
@@ -188,6 +189,18 @@ def catalog_rows() -> list[str]:
 RULE_MODULES_ORDER = {
     s: n
     for n, s in enumerate(
-        ("s3", "iam", "kms", "eks", "ec2", "kubernetes", "argo", "snowflake", "databricks", "outputs")
+        (
+            "s3",
+            "iam",
+            "kms",
+            "eks",
+            "ec2",
+            "karpenter",
+            "kubernetes",
+            "argo",
+            "snowflake",
+            "databricks",
+            "outputs",
+        )
     )
 }
