@@ -2,8 +2,8 @@
 
 Reads the messages the Kubernetes scheduler (``FailedScheduling``), the kubelet (``Failed``/``BackOff``
 image pulls, ``CreateContainerConfigError``), controllers (``FailedCreate``: namespace quotas) and the
-cluster-autoscaler (``NotTriggerScaleUp``/``TriggeredScaleUp``/``FailedScaleUp``) write, and turns each cause
-into a finding with its fix. Pure functions over API-shaped dicts; :func:`explain_job` fetches them.
+cluster-autoscaler (``NotTriggerScaleUp``/``TriggeredScaleUp``/``FailedScaleUp``) and Karpenter (pod and
+NodeClaim events, read by :mod:`mlstack.doctor.karpenter`) write, and turns each cause into a finding with its fix. Pure functions over API-shaped dicts; :func:`explain_job` fetches them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlstack.doctor import kube
+from mlstack.doctor import karpenter, kube
 from mlstack.doctor.core import DEFAULT_TIMEOUT, Check, Finding, Report, Sink, fail, ok, run_checks, warn
 from mlstack.manifest import ArgoOrchestrator, KubernetesCompute, Manifest
 
@@ -61,6 +61,18 @@ def _gpu_request(pod: Mapping[str, Any], resource: str) -> float:
     return total
 
 
+def _gpu_requests(pod: Mapping[str, Any], resource: str) -> dict[str, float]:
+    """Every GPU resource the pod asks for: whole GPUs, time-sliced slices, MIG devices."""
+    names = {
+        str(k)
+        for c in (pod.get("spec") or {}).get("containers") or []
+        for part in ("requests", "limits")
+        for k in ((c.get("resources") or {}).get(part) or {})
+        if kube.is_gpu_resource(str(k)) or str(k) == resource
+    }
+    return {n: v for n in sorted(names) if (v := _gpu_request(pod, n)) > 0}
+
+
 class _Ctx:
     def __init__(
         self,
@@ -94,7 +106,13 @@ def _scheduling(reasons: list[tuple[int, str]], total: int, ctx: _Ctx, autoscale
             res = ins.group(1)
             need = _gpu_request(ctx.pod, res) if "/" in res else None
             asked = f" (it asks for {need:g})" if need else ""
-            if res == ctx.resource or res.endswith("/gpu"):
+            if kube.is_gpu_resource(res) and res not in (ctx.resource, kube.GPU):
+                fix = (
+                    f"no node has a free {res} slice: the shared-GPU pool is full or has no node yet; add nodes to "
+                    "the pool that shares GPUs this way (kubectl get nodes -l mlstack.dev/gpu-sharing), or wait "
+                    "for running jobs; see free slices: kubectl describe nodes | grep -A8 'Allocated resources'"
+                )
+            elif res == ctx.resource or res.endswith("/gpu"):
                 fix = (
                     "add GPU capacity: raise the GPU node group's max size (stack config, then `mlstack up`), "
                     "or wait for running GPU jobs; see free GPUs: kubectl describe nodes | grep -A8 'Allocated resources'"
@@ -191,10 +209,13 @@ def _scheduling(reasons: list[tuple[int, str]], total: int, ctx: _Ctx, autoscale
                     f"kubectl -n {ctx.ns} describe pod {ctx.name}",
                 )
             )
-    gpu_short = any(f.check == "job.insufficient" and ctx.resource in f.detail for f in out) or (
+    asked = _gpu_requests(ctx.pod, ctx.resource)
+    gpu_short = any(
+        f.check == "job.insufficient" and any(r in f.detail for r in [ctx.resource, *asked]) for f in out
+    ) or (
         ctx.nodes is not None
-        and _gpu_request(ctx.pod, ctx.resource)
-        and not kube.gpu_nodes(ctx.nodes, ctx.resource)
+        and bool(asked)
+        and not any(kube.gpu_capacity(n, ctx.resource).get(r) for n in ctx.nodes for r in asked)
     )
     # a taint or a selector that keeps the pod off the GPU nodes is the cause; don't also blame scaling
     blocked = any(f.check in ("job.untolerated_taint", "job.node_selector") for f in out)
@@ -330,21 +351,6 @@ def _autoscaler(events: Sequence[Mapping[str, Any]], ctx: _Ctx) -> tuple[list[Fi
                 )
             )
             break
-        if (
-            reason in ("FailedScheduling", "Nominated")
-            and (ev.get("source") or {}).get("component") == "karpenter"
-        ):
-            reacted = True
-            if reason == "FailedScheduling":
-                out.append(
-                    fail(
-                        "job.karpenter",
-                        f"{who}: Karpenter cannot launch a node for it: {msg.strip()[:200]}",
-                        "compare the pod's requests, selector and tolerations with the GPU NodePool's "
-                        "requirements and limits: kubectl get nodepool -o yaml",
-                    )
-                )
-            break
     return out, reacted
 
 
@@ -474,15 +480,23 @@ def explain_pod(
     events: Sequence[Mapping[str, Any]] = (),
     nodes: Sequence[Mapping[str, Any]] | None = None,
     compute: KubernetesCompute | None = None,
+    *,
+    karpenter_state: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[Finding]:
-    """Why ``pod`` is not running, from its status and its events; an ``ok`` finding when it is fine."""
+    """Why ``pod`` is not running, from its status and its events; an ``ok`` finding when it is fine.
+
+    ``karpenter_state`` (``nodeclaims``, ``claim_events``, ``nodepools``) lets Karpenter's own reasons through.
+    """
     ctx = _Ctx(pod, nodes, compute)
     status = pod.get("status") or {}
     phase = status.get("phase") or "Unknown"
     out: list[Finding] = []
     sched = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
     unschedulable = sched is not None and sched.get("status") == "False"
-    fs = sorted((e for e in events if e.get("reason") == "FailedScheduling"), key=_when)
+    fs = sorted(
+        (e for e in events if e.get("reason") == "FailedScheduling" and not karpenter.is_karpenter(e)),
+        key=_when,
+    )
     message = ""
     if unschedulable and sched is not None:
         message = str(sched.get("message") or "")
@@ -490,10 +504,25 @@ def explain_pod(
         message = str(fs[-1].get("message") or "")
         unschedulable = True
     if unschedulable:
+        ks = karpenter_state or {}
+        kfind, kreacted = karpenter.pod_findings(
+            events,
+            f"pod {ctx.ns}/{ctx.name}",
+            claim_events=ks.get("claim_events") or (),
+            claims=ks.get("nodeclaims") or (),
+            nodepools=ks.get("nodepools") or (),
+            gpu_resource=ctx.resource,
+        )
         auto, reacted = _autoscaler(events, ctx)
         m = _NODES.search(message.strip())
         total = int(m.group(2)) if m else 0
-        out.extend(_scheduling(scheduler_reasons(message), total, ctx, reacted) if message else [])
+        out.extend(
+            _scheduling(scheduler_reasons(message), total, ctx, reacted or kreacted) if message else []
+        )
+        if kfind:
+            # Karpenter names the cause; the scheduler's view (no GPU node yet, selectors of CPU nodes) is noise,
+            # except for volume problems no new node solves
+            out = [f for f in out if f.check in ("job.unbound_pvc", "job.volume_zone")] + kfind
         have = {f.check for f in out}
         out.extend(
             f for f in auto if f.check not in have or f.check in ("job.node_group_max", "job.scaling_up")
@@ -536,6 +565,8 @@ def explain_workflow(
     events: Sequence[Mapping[str, Any]] = (),
     nodes: Sequence[Mapping[str, Any]] | None = None,
     compute: KubernetesCompute | None = None,
+    *,
+    karpenter_state: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[Finding]:
     """An Argo workflow: its own status and node messages (quota refusals land there), then each pod."""
     ns = str(_meta(workflow).get("namespace") or (compute.namespace if compute else "default"))
@@ -548,7 +579,9 @@ def explain_workflow(
     out = quota_findings(msgs, ns)
     for pod, pod_events in pods:
         out.extend(
-            f for f in explain_pod(pod, pod_events, nodes, compute) if f.status != "ok" or len(pods) == 1
+            f
+            for f in explain_pod(pod, pod_events, nodes, compute, karpenter_state=karpenter_state)
+            if f.status != "ok" or len(pods) == 1
         )
     if not out:
         phase = st.get("phase") or "Pending"
@@ -610,7 +643,10 @@ def explain_job(
             pod = cluster.pod(ns, name)
             nodes = cluster.nodes()
             if pod is not None:
-                sink.extend(explain_pod(pod, cluster.events(ns, name), nodes, c))
+                events = cluster.events(ns, name)
+                sink.extend(
+                    explain_pod(pod, events, nodes, c, karpenter_state=_karpenter_state(cluster, events))
+                )
                 return
             wf = cluster.workflow(ns, name)
             wf_ns = ns
@@ -628,8 +664,28 @@ def explain_job(
                 return
             pods = cluster.pods(wf_ns, f"workflows.argoproj.io/workflow={name}")
             pairs = [(p, cluster.events(wf_ns, _meta(p).get("name"))) for p in pods]
-            sink.extend(explain_workflow(wf, pairs, cluster.events(wf_ns, name), nodes, c))
+            kstate = _karpenter_state(cluster, [e for _, evs in pairs for e in evs])
+            sink.extend(
+                explain_workflow(wf, pairs, cluster.events(wf_ns, name), nodes, c, karpenter_state=kstate)
+            )
         except Exception as exc:
             sink.add(kube.api_error(exc, c, f"reading {ns}/{name}"))
 
     return run_checks([Check("job.cluster", _fetch, kube.update_kubeconfig(c))], timeout)
+
+
+def _karpenter_state(cluster: Any, events: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """NodeClaims, their events and NodePools, fetched only when Karpenter wrote about the pod."""
+    if not any(karpenter.is_karpenter(e) for e in events):
+        return None
+    state: dict[str, Any] = {}
+    for key, fetch in (
+        ("nodeclaims", cluster.nodeclaims),
+        ("nodepools", cluster.nodepools),
+        ("claim_events", lambda: cluster.kind_events("NodeClaim")),
+    ):
+        try:
+            state[key] = fetch()
+        except Exception:  # RBAC may hide them: the pod's own events still explain most
+            state[key] = []
+    return state

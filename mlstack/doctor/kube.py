@@ -169,10 +169,29 @@ def quantity(v: Any) -> float:
         return 0.0
 
 
+GPU = "nvidia.com/gpu"
+SHARED_GPU = "nvidia.com/gpu.shared"  # time-slicing with renameByDefault
+MIG_PREFIX = "nvidia.com/mig-"  # MIG, mixed strategy: nvidia.com/mig-1g.10gb, ...
+
+
+def is_gpu_resource(name: str) -> bool:
+    """Whole GPUs, time-sliced GPU slices and MIG devices of the NVIDIA device plugin."""
+    return name in (GPU, SHARED_GPU) or name.startswith(MIG_PREFIX)
+
+
+def gpu_capacity(node: Mapping[str, Any], resource: str = GPU) -> dict[str, float]:
+    """The GPU resources a node offers (allocatable > 0): whole, shared and MIG, plus ``resource``."""
+    alloc = (node.get("status") or {}).get("allocatable") or {}
+    return {
+        str(k): quantity(v)
+        for k, v in alloc.items()
+        if (is_gpu_resource(str(k)) or str(k) == resource) and quantity(v) > 0
+    }
+
+
 def gpu_nodes(nodes: Sequence[Mapping[str, Any]], resource: str) -> list[Mapping[str, Any]]:
-    return [
-        n for n in nodes if quantity(((n.get("status") or {}).get("allocatable") or {}).get(resource)) > 0
-    ]
+    """Nodes offering ``resource`` or any shared/MIG GPU resource (a MIG node may offer no whole GPU)."""
+    return [n for n in nodes if gpu_capacity(n, resource)]
 
 
 def _name(obj: Mapping[str, Any]) -> str:
@@ -191,8 +210,16 @@ def nodes_finding(nodes: Sequence[Mapping[str, Any]], c: KubernetesCompute) -> F
             "check the GPU node group (aws eks describe-nodegroup ...) and the device plugin; "
             "`mlstack doctor job NAME` explains a Pending GPU pod",
         )
-    total = sum(quantity((n.get("status") or {}).get("allocatable", {}).get(res)) for n in gpus)
-    return ok("compute.gpu_nodes", f"{len(gpus)} of {len(nodes)} nodes offer {total:g} allocatable {res}")
+    totals: dict[str, float] = {}
+    for n in gpus:
+        for k, v in gpu_capacity(n, res).items():
+            totals[k] = totals.get(k, 0.0) + v
+    shared = ", ".join(f"{totals[k]:g} {k}" for k in sorted(totals) if k != res)
+    return ok(
+        "compute.gpu_nodes",
+        f"{len(gpus)} of {len(nodes)} nodes offer {totals.get(res, 0.0):g} allocatable {res}"
+        + (f" and shared GPU slices: {shared}" if shared else ""),
+    )
 
 
 def _label(obj: Mapping[str, Any], key: str) -> str | None:
@@ -526,6 +553,29 @@ class Cluster:
         return self._get(
             self.custom.get_namespaced_custom_object, "argoproj.io", "v1alpha1", namespace, "workflows", name
         )
+
+    def nodeclaims(self) -> list[dict[str, Any]]:
+        """Karpenter NodeClaims (cluster-scoped); [] where Karpenter is not installed."""
+        return self._custom_list("karpenter.sh", "v1", "nodeclaims")
+
+    def nodepools(self) -> list[dict[str, Any]]:
+        return self._custom_list("karpenter.sh", "v1", "nodepools")
+
+    def kind_events(self, kind: str, namespace: str = "default") -> list[dict[str, Any]]:
+        """Events about cluster-scoped objects of ``kind`` (Karpenter records them in ``default``)."""
+        return self._items(
+            self.core.list_namespaced_event, namespace, field_selector=f"involvedObject.kind={kind}"
+        )
+
+    def _custom_list(self, group: str, version: str, plural: str) -> list[dict[str, Any]]:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self._items(self.custom.list_cluster_custom_object, group, version, plural)
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
 
     def resource_quotas(self, namespace: str) -> list[dict[str, Any]]:
         return self._items(self.core.list_namespaced_resource_quota, namespace)
