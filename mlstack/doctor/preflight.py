@@ -83,6 +83,16 @@ def quota_findings(needs: Sequence[dict[str, Any]], make: ClientFactory) -> list
             )
             continue
         region = str(need.get("region") or "us-east-1")
+        if need.get("vcpus_needed") is None:  # a Karpenter NodePool without limits: no bound to check
+            pools = ", ".join(g.get("name", "?") for g in need.get("node_groups") or [])
+            out.append(
+                warn(
+                    "preflight.quota",
+                    f"{code} ({need.get('name') or code}): the vCPUs needed are unbounded ({pools} without limits)",
+                    "set limits on the NodePool (policy KARP-004), then run the preflight again",
+                )
+            )
+            continue
         needed = float(need.get("vcpus_needed") or 0)
         name = need.get("name") or code
         increase = (

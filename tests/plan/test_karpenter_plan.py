@@ -346,3 +346,28 @@ for o in {[ko.ec2_node_class(), pool]!r}:
     assert d["summary"]["hourly_usd_max"] == pytest.approx(4 * 0.526)  # 4 GPUs = 4 x g4dn.xlarge
     assert d["node_pools"][0]["sharing"] == {"mode": "time-slicing", "replicas": 4}
     assert d["gpu_slices"][0]["usd_per_slice_hour"] == pytest.approx(0.1315)
+
+
+def test_static_pool_without_limits_is_bounded_by_its_replicas() -> None:
+    pool = ko.node_pool("fixed", instance_types=["g5.xlarge"], limits={})
+    pool["spec"]["replicas"] = 3
+    pool["spec"].pop("disruption")
+    r = _plan(pool)
+    line = _line(r, "fixed")
+    assert line["hourly_usd_min"] == pytest.approx(3 * 1.006) and line["hourly_usd_max"] == pytest.approx(
+        3 * 1.006
+    )
+    assert "KARP-004" not in {f.rule_id for f in r.findings}
+
+
+def test_preflight_warns_on_an_unbounded_need() -> None:
+    from mlstack.doctor import preflight
+
+    r = _plan(ko.node_pool("open", instance_types=["g5.xlarge"], limits={}))
+    need = next(q for q in r.quota_needs if q["quota_code"] == "L-3819A6DF")
+
+    def factory(*a, **k):  # never called for an unbounded need
+        raise AssertionError("no AWS call expected")
+
+    (f,) = [x for x in preflight.quota_findings([need], factory)]
+    assert f.status == "warn" and "unbounded" in f.detail and "nodepool/open" in f.detail

@@ -121,6 +121,9 @@ def _encrypted(r: Resource | None, ctx: Context) -> Iterator[str]:
 )
 def _limits(r: Resource | None, ctx: Context) -> Iterator[str]:
     assert r is not None
-    limits = _spec(r, ctx).get("limits")
+    spec = _spec(r, ctx)
+    limits = spec.get("limits")
+    if isinstance(spec.get("replicas"), int | float):
+        return  # a static pool: its size is spec.replicas
     if not isinstance(limits, dict) or not limits:
         yield f"NodePool {_name(r, ctx)} has no limits: Karpenter may launch nodes until EC2 quotas stop it"
