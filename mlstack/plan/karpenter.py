@@ -403,7 +403,7 @@ def cost_lines(pools: list[NodePoolSpec], region: str, line: Any, hours: float) 
     """One cost line per NodePool (``line`` is :func:`mlstack.plan.cost._line`)."""
     out: list[dict[str, Any]] = []
     for p in pools:
-        priced = {t.name: t.hourly(region) for t in p.candidates if t.hourly(region) is not None}
+        priced: dict[str, float] = {t.name: h for t in p.candidates if (h := t.hourly(region)) is not None}
         names = "/".join(t.name for t in p.candidates[:6]) + (
             f" (+{len(p.candidates) - 6} more)" if len(p.candidates) > 6 else ""
         )
@@ -685,8 +685,8 @@ def gpu_slices(pools: list[NodePoolSpec], groups: list[Any], region: str) -> lis
         if s is None:
             continue
         for name in g.instance_types:
-            t = prices.instance_type(name)
-            if t is not None and t.gpus:
-                for sl in slices(t, s, region):
+            spec = prices.instance_type(name)
+            if spec is not None and spec.gpus:
+                for sl in slices(spec, s, region):
                     out.append({"pool": g.name, "kind": "node_group", "sharing": s.to_dict(), **sl})
     return out

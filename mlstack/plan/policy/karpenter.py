@@ -104,7 +104,8 @@ def _encrypted(r: Resource | None, ctx: Context) -> Iterator[str]:
             )
         return
     for m in mappings:
-        ebs = m.get("ebs") if isinstance(m.get("ebs"), dict) else {}
+        raw = m.get("ebs")
+        ebs: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if ebs.get("encrypted") is not True:
             which = "root volume" if m.get("rootVolume") else "volume"
             yield f"EC2NodeClass {name}: {which} {m.get('deviceName') or '?'} has ebs.encrypted {ebs.get('encrypted')!r}"
