@@ -69,11 +69,14 @@ def _list_condition(prefix: pulumi.Input[str]) -> pulumi.Output[dict[str, Any] |
 
 
 def s3_read_statements(bucket_arn: pulumi.Input[str], prefix: pulumi.Input[str] = "") -> list[dict[str, Any]]:
-    """Read objects under ``prefix`` (and their versions), and list only that prefix."""
+    """Read objects under ``prefix`` (and their versions), and list only that prefix.
+
+    No s3:GetBucketLocation here: that request carries no ``s3:prefix`` key, so under the prefix condition it
+    could never match; the stores grant it in its own unconditioned statement (``BucketLocation``)."""
     list_stmt: dict[str, Any] = {
         "Sid": "ListPrefix",
         "Effect": "Allow",
-        "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketVersions"],
+        "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
         "Resource": [bucket_arn],
     }
     cond = _list_condition(prefix)

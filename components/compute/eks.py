@@ -26,7 +26,7 @@ import pulumi_kubernetes as k8s
 
 from mlstack.manifest import validate_section
 
-from .. import _policy
+from .. import _network_policy, _policy
 from .._args import InputPropertiesError, Problems, is_known
 from . import gpu_types, versions
 
@@ -35,6 +35,8 @@ GPU_LABEL = "mlstack.dev/gpu"
 ROLE_LABEL = "mlstack.dev/node-role"
 DEVICE_PLUGIN_LABEL = "mlstack.dev/device-plugin"
 """``daemonset`` on AL2023 groups (mlstack runs the plugin), ``os`` on Bottlerocket (the OS runs it)."""
+JOBSET_LABEL = "jobset.sigs.k8s.io/jobset-name"
+"""Label JobSet puts on its pods; the jobs namespace lets pods carrying it reach each other."""
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
@@ -85,6 +87,8 @@ _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")
+AUTOSCALER_PORT = 8085
+"""cluster-autoscaler's HTTP port (/health-check, /metrics): its --address default."""
 
 
 class GpuNodeGroupArgs(TypedDict, total=False):
@@ -194,6 +198,11 @@ class EksGpuClusterArgs(TypedDict, total=False):
     """Pod Security Standard the jobs namespace enforces. Default: "restricted" (non-root, no privilege
     escalation, seccomp; mlstack's pipeline pods meet it). "baseline" admits root pods, needed only for steps
     marked ``@step(run_as_root=True)``; `mlstack plan` reports it (K8S-008) so the choice stays visible."""
+    jobs_extra_egress: list[dict[str, Any]]
+    """Extra NetworkPolicy egress rules for every pod of the jobs namespace (Kubernetes YAML shape, camelCase),
+    e.g. ``[{"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 5432}]}]``
+    for a database in the VPC. Default: none: jobs reach only cluster DNS and TCP 443 (the Kubernetes API,
+    AWS APIs, warehouses, registries); they get their own policy ``allow-egress-extra``."""
     jobs_gpu_quota: int
     """Most GPUs the jobs namespace may request at once (a ResourceQuota on ``requests.nvidia.com/gpu``), a
     cost guard below the node groups' capacity. Default: no quota (the groups' max_size is the cap)."""
@@ -262,6 +271,7 @@ POD_SECURITY_LEVELS = ("restricted", "baseline")
 
 
 def _check_pod_security(problems: Problems, a: Mapping[str, Any]) -> None:
+    _network_policy.check_egress_rules(problems, "jobs_extra_egress", a.get("jobs_extra_egress"))
     level = a.get("jobs_pod_security", "restricted")
     if level not in POD_SECURITY_LEVELS:
         why = "one of: restricted, baseline"
@@ -638,6 +648,7 @@ class _JobsCluster:
         tags: Mapping[str, str],
         kopts: pulumi.ResourceOptions,
         pod_security: str = "restricted",
+        extra_egress: list[dict[str, Any]] | None = None,
     ) -> None:
         """The jobs namespace, its service account and the IRSA role pinned to it; owners grant to the role."""
         self.jobs_namespace_name: str = ns_name
@@ -660,6 +671,16 @@ class _JobsCluster:
         )
         self.jobs_namespace_resource = namespace
         self.jobs_namespace: pulumi.Output[str] = namespace.metadata.apply(lambda m: m["name"])
+        # default-deny ingress, egress to DNS and HTTPS only; the pods of one multi-node step (a JobSet) reach
+        # each other (torch.distributed rendezvous, NCCL), nothing else reaches them
+        jobset = {"matchExpressions": [{"key": JOBSET_LABEL, "operator": "Exists"}]}
+        self.jobs_network_policies = _network_policy.namespace_policies(
+            f"{name}-jobs",
+            self.jobs_namespace,
+            kopts,
+            extra_egress=extra_egress,
+            peers=[("allow-jobset-peers", jobset)],
+        )
         self.jobs_role = self.irsa_role(f"{name}-jobs", ns_name, self.jobs_service_account_name, tags)
         self.jobs_service_account = k8s.core.v1.ServiceAccount(
             f"{name}-jobs",
@@ -689,6 +710,11 @@ class _JobsCluster:
                     "metadata": {"labels": labels},
                     "spec": {
                         "priorityClassName": "system-node-critical",
+                        # the plugin talks to the kubelet over a unix socket, never to the API server
+                        "automountServiceAccountToken": False,
+                        # root: it creates its socket in the kubelet's root-owned device-plugins hostPath and
+                        # opens /dev/nvidia* (docs/policy.md lists this deliberate exception)
+                        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                         "affinity": {
                             "nodeAffinity": {
                                 "requiredDuringSchedulingIgnoredDuringExecution": {
@@ -718,11 +744,13 @@ class _JobsCluster:
                                 "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
                                 "resources": {
                                     "requests": {"cpu": "10m", "memory": "32Mi"},
-                                    "limits": {"memory": "128Mi"},
+                                    "limits": {"cpu": "100m", "memory": "128Mi"},
                                 },
                                 "securityContext": {
                                     "allowPrivilegeEscalation": False,
                                     "capabilities": {"drop": ["ALL"]},
+                                    "privileged": False,
+                                    "seccompProfile": {"type": "RuntimeDefault"},
                                 },
                                 "volumeMounts": [
                                     {"name": "device-plugins", "mountPath": "/var/lib/kubelet/device-plugins"}
@@ -737,6 +765,17 @@ class _JobsCluster:
                         ],
                     },
                 },
+            },
+            opts=kopts,
+        )
+
+        # the plugin needs no network (unix sockets to the kubelet): deny both directions for its pods
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-nvidia-device-plugin",
+            metadata={"name": "nvidia-device-plugin", "namespace": "kube-system", "labels": labels},
+            spec={
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "nvidia-device-plugin"}},
+                "policyTypes": ["Ingress", "Egress"],
             },
             opts=kopts,
         )
@@ -942,6 +981,8 @@ class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
             cluster_name=self.cluster.name,
             addon_name="vpc-cni",
             service_account_role_arn=cni_role.arn,
+            # the CNI's network policy agent enforces NetworkPolicies (off by default: stored, not enforced)
+            configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="PRESERVE",
             tags=tags,
@@ -1064,7 +1105,12 @@ class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
         self._k8s_opts = kopts
 
         self._jobs_identity(
-            name, a.get("jobs_namespace", "ml-jobs"), tags, kopts, a.get("jobs_pod_security", "restricted")
+            name,
+            a.get("jobs_namespace", "ml-jobs"),
+            tags,
+            kopts,
+            a.get("jobs_pod_security", "restricted"),
+            a.get("jobs_extra_egress"),
         )
         if a.get("jobs_gpu_quota") is not None:
             self.jobs_gpu_quota = k8s.core.v1.ResourceQuota(
@@ -1415,6 +1461,18 @@ class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
             subjects=[{"kind": "ServiceAccount", "name": sa_name, "namespace": "kube-system"}],
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[role_k8s, sa])),
         )
+        # no ingress (kubelet probes are node traffic, not pod traffic); egress to DNS and HTTPS (the API server,
+        # the AWS Auto Scaling / EC2 / EKS APIs)
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-autoscaler",
+            metadata=meta,
+            spec={
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "cluster-autoscaler"}},
+                "policyTypes": ["Ingress", "Egress"],
+                "egress": _network_policy.baseline_egress(),
+            },
+            opts=opts,
+        )
         command = [
             "./cluster-autoscaler",
             "--cloud-provider=aws",
@@ -1449,6 +1507,7 @@ class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
                         "securityContext": {
                             "runAsNonRoot": True,
                             "runAsUser": 65534,
+                            "runAsGroup": 65534,
                             "fsGroup": 65534,
                             "seccompProfile": {"type": "RuntimeDefault"},
                         },
@@ -1460,12 +1519,31 @@ class EksGpuCluster(pulumi.ComponentResource, _JobsCluster):
                                 "env": [{"name": "AWS_REGION", "value": self.region}],
                                 "resources": {
                                     "requests": {"cpu": "100m", "memory": "600Mi"},
-                                    "limits": {"memory": "600Mi"},
+                                    "limits": {"cpu": "1", "memory": "600Mi"},
+                                },
+                                "ports": [
+                                    {"name": "http", "containerPort": AUTOSCALER_PORT, "protocol": "TCP"}
+                                ],
+                                # /health-check answers 200 while the main loop runs (500 once it stalls
+                                # longer than --max-inactivity), so a wedged autoscaler is restarted
+                                "livenessProbe": {
+                                    "httpGet": {"path": "/health-check", "port": AUTOSCALER_PORT},
+                                    "initialDelaySeconds": 30,
+                                    "periodSeconds": 30,
+                                    "timeoutSeconds": 5,
+                                    "failureThreshold": 3,
+                                },
+                                "readinessProbe": {
+                                    "httpGet": {"path": "/health-check", "port": AUTOSCALER_PORT},
+                                    "periodSeconds": 10,
+                                    "timeoutSeconds": 5,
                                 },
                                 "securityContext": {
                                     "allowPrivilegeEscalation": False,
                                     "readOnlyRootFilesystem": True,
                                     "capabilities": {"drop": ["ALL"]},
+                                    "privileged": False,
+                                    "runAsNonRoot": True,
                                 },
                             }
                         ],
@@ -1508,6 +1586,9 @@ class ExistingEksClusterArgs(TypedDict, total=False):
     jobs_pod_security: Literal["restricted", "baseline"]
     """Pod Security Standard the jobs namespace enforces. Default: "restricted"; "baseline" admits the root
     pods of ``@step(run_as_root=True)`` steps (reported by `mlstack plan`, K8S-008)."""
+    jobs_extra_egress: list[dict[str, Any]]
+    """Extra NetworkPolicy egress rules for the jobs namespace's pods (see EksGpuClusterArgs). Default: none
+    (cluster DNS and TCP 443 only). Your cluster's CNI must enforce NetworkPolicies."""
     artifact_store: Any
     """An S3ArtifactStore: the jobs role gets read and write on it. Default: no artifact grant."""
     data_layer: Any
@@ -1622,7 +1703,12 @@ class ExistingEksCluster(pulumi.ComponentResource, _JobsCluster):
         )
         kopts = pulumi.ResourceOptions(parent=self, provider=self.provider)
         self._jobs_identity(
-            name, a.get("jobs_namespace", "ml-jobs"), tags, kopts, a.get("jobs_pod_security", "restricted")
+            name,
+            a.get("jobs_namespace", "ml-jobs"),
+            tags,
+            kopts,
+            a.get("jobs_pod_security", "restricted"),
+            a.get("jobs_extra_egress"),
         )
         if a.get("device_plugin", False):
             self._device_plugin(name, kopts)

@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 from mlstack.manifest import from_dict, validate_section
 from mlstack.pipeline import security as job_security
 
+from .. import _network_policy
 from .._args import Problems
 from ..compute.eks import ROLE_LABEL, EksGpuCluster, ExistingEksCluster
 from . import versions
@@ -83,6 +84,14 @@ class ArgoWorkflowsArgs(TypedDict, total=False):
     (they still need the GPU request and node selector). Default: True."""
     archive_logs: bool
     """Save every step's main-container log to the artifact repository. Default: True when there is one."""
+    server_ingress_from: list[dict[str, Any]]
+    """NetworkPolicy peers (Kubernetes YAML shape) that may reach the Argo server's port 2746 besides the jobs
+    namespace, e.g. ``[{"ipBlock": {"cidr": "10.40.0.0/16"}}]`` behind an internal load balancer or ingress.
+    Default: none: the server is reached through `kubectl port-forward` (which needs no policy) and from
+    the jobs namespace."""
+    extra_egress: list[dict[str, Any]]
+    """Extra NetworkPolicy egress rules for Argo's pods (controller, server, CRD job), e.g. to an SSO issuer
+    inside the VPC on a port other than 443. Default: none (cluster DNS and TCP 443 only)."""
     extra_values: dict[str, Any]
     """Extra chart values, deep-merged over mlstack's. Default: none. Refused when they switch the server
     to auth mode "server" or back to static S3 credentials."""
@@ -150,6 +159,12 @@ def _validate(name: str, a: Mapping[str, Any]) -> None:
     for key in ("gpu_tolerations", "archive_logs"):
         if key in a and not isinstance(a[key], bool):
             p.add(key, a[key], "True or False")
+    _network_policy.check_egress_rules(p, "extra_egress", a.get("extra_egress"))
+    peers = a.get("server_ingress_from")
+    if peers is not None:
+        _network_policy.check_egress_rules(
+            p, "server_ingress_from", [{"to": peers}] if isinstance(peers, list) else peers
+        )
     extra = a.get("extra_values", {})
     if not isinstance(extra, Mapping):
         p.add("extra_values", extra, "a dict of chart values")
@@ -210,6 +225,26 @@ class ArgoWorkflows(pulumi.ComponentResource):
             opts=kopts,
         )
         self.namespace: pulumi.Output[str] = namespace.metadata.apply(lambda m: m["name"])
+        # default-deny ingress, DNS + HTTPS egress; the server's port only from the jobs namespace (and any peers
+        # the owner lists); kubectl port-forward reaches the pod through the kubelet, outside any policy
+        jobs_ns = getattr(cluster, "jobs_namespace_name", None)
+        server_from: list[dict[str, Any]] = [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": jobs_ns}}},
+            *(a.get("server_ingress_from") or []),
+        ]
+        self.network_policies = _network_policy.namespace_policies(
+            f"{name}-netpol",
+            self.namespace,
+            pulumi.ResourceOptions.merge(kopts, pulumi.ResourceOptions(depends_on=[namespace])),
+            extra_egress=a.get("extra_egress"),
+            ingress=[
+                (
+                    "allow-argo-server",
+                    {"matchLabels": {"app.kubernetes.io/component": "server"}},
+                    [{"from": server_from, "ports": [{"protocol": "TCP", "port": SERVER_PORT}]}],
+                )
+            ],
+        )
         self.workflow_namespace: pulumi.Output[str] = cluster.jobs_namespace
         self.workflow_service_account_name: str = cluster.jobs_service_account_name
         self.server_url: str = f"https://{RELEASE_NAME}-server.{ns_name}.svc:{SERVER_PORT}"
@@ -292,6 +327,11 @@ class ArgoWorkflows(pulumi.ComponentResource):
         # the Argo namespace enforces the "restricted" Pod Security Standard, which needs a seccomp profile
         restricted_pod = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
         server: dict[str, Any] = {
+            "image": {
+                "registry": "quay.io",
+                "repository": "argoproj/argocli",
+                "tag": versions.ARGO_SERVER_TAG,
+            },
             "podSecurityContext": restricted_pod,
             "authModes": [self.auth_mode],
             "secure": True,
@@ -318,11 +358,33 @@ class ArgoWorkflows(pulumi.ComponentResource):
         values: dict[str, Any] = {
             "fullnameOverride": RELEASE_NAME,
             # full CRDs are applied by a hook Job (kubectl, fetched from the chart's GitHub release via NAT)
-            "crds": {"install": True, "keep": True, "upgradeJob": {"nodeSelector": system_nodes}},
+            "crds": {
+                "install": True,
+                "keep": True,
+                "upgradeJob": {
+                    "nodeSelector": system_nodes,
+                    "image": {
+                        "repository": versions.KUBECTL_IMAGE_REPOSITORY,
+                        "tag": versions.KUBECTL_TAG,
+                    },
+                    # the Job runs in the Argo namespace, which enforces "restricted"
+                    "podSecurityContext": {**restricted_pod, "runAsUser": 65534, "runAsGroup": 65534},
+                    "securityContext": job_security.executor_security_context(),
+                    "resources": {
+                        "requests": {"cpu": "50m", "memory": "64Mi"},
+                        "limits": {"cpu": "500m", "memory": "256Mi"},
+                    },
+                },
+            },
             "singleNamespace": False,
             "images": {"pullPolicy": "IfNotPresent"},
             "workflow": {"serviceAccount": {"create": False}, "rbac": {"create": False}},
             "controller": {
+                "image": {
+                    "registry": "quay.io",
+                    "repository": "argoproj/workflow-controller",
+                    "tag": versions.ARGO_CONTROLLER_TAG,
+                },
                 "workflowNamespaces": [self.workflow_namespace],
                 "serviceAccount": {"create": True, "name": CONTROLLER_SERVICE_ACCOUNT},
                 "nodeSelector": system_nodes,
@@ -341,7 +403,14 @@ class ArgoWorkflows(pulumi.ComponentResource):
                 },
             },
             # Argo's init/wait containers in every workflow pod: restricted and read-only
-            "executor": {"securityContext": job_security.executor_security_context()},
+            "executor": {
+                "image": {
+                    "registry": "quay.io",
+                    "repository": "argoproj/argoexec",
+                    "tag": versions.ARGO_EXECUTOR_TAG,
+                },
+                "securityContext": job_security.executor_security_context(),
+            },
             "mainContainer": {
                 # restricted-compliant defaults for main containers that set none (templates rendered by
                 # mlstack set their own, read-only root filesystem and /tmp emptyDir included)
@@ -355,7 +424,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
                         "name": "MLSTACK_MANIFEST",
                         "valueFrom": {"configMapKeyRef": {"name": MANIFEST_CONFIGMAP, "key": MANIFEST_KEY}},
                     }
-                ]
+                ],
             },
             "server": server,
             "useStaticCredentials": False,

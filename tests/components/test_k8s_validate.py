@@ -171,7 +171,12 @@ def _dump(obj: Any) -> str:
 
 
 def test_golden_files(rec: Recording) -> None:
-    rendered = {f"{o['kind'].lower()}-{o['metadata']['name']}.yaml": _dump(o) for o in k8s_objects(rec)}
+    rendered: dict[str, str] = {}
+    for o in k8s_objects(rec):
+        name = f"{o['kind'].lower()}-{o['metadata']['name']}.yaml"
+        if name in rendered:  # same kind and name in another namespace (each namespace's NetworkPolicies)
+            name = f"{o['kind'].lower()}-{o['metadata']['namespace']}-{o['metadata']['name']}.yaml"
+        rendered[name] = _dump(o)
     rendered["argo-workflows-values.yaml"] = _dump(_values(rec))
     if os.environ.get("MLSTACK_UPDATE_GOLDEN"):
         GOLDEN.mkdir(parents=True, exist_ok=True)

@@ -271,6 +271,70 @@ GOOD_ARGO = {
 }
 
 
+# ---------------------------------------------------------------- hardening (issue #11)
+NON_ROOT = {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
+DIGEST = "@sha256:" + "a" * 64
+
+
+def _namespace(enforce: str | None = "restricted", policies: bool = True) -> None:
+    import pulumi_kubernetes as k8s
+
+    labels = {"pod-security.kubernetes.io/enforce": enforce} if enforce else {}
+    k8s.core.v1.Namespace("ns", metadata={"name": "ml", "labels": labels})
+    if policies:
+        k8s.networking.v1.NetworkPolicy(
+            "deny",
+            metadata={"name": "default-deny-ingress", "namespace": "ml"},
+            spec={"pod_selector": {}, "policy_types": ["Ingress"]},
+        )
+        k8s.networking.v1.NetworkPolicy(
+            "egress",
+            metadata={"name": "egress", "namespace": "ml"},
+            spec={
+                "pod_selector": {},
+                "policy_types": ["Egress"],
+                "egress": [{"ports": [{"protocol": "TCP", "port": 443}]}],
+            },
+        )
+
+
+def _workflow_template(root_step: bool = False, pod: dict | None = None) -> None:
+    import pulumi_kubernetes as k8s
+
+    step = {"name": "train", "container": {"image": "ghcr.io/acme/ml:1" + DIGEST}}
+    if root_step:
+        step["securityContext"] = {"runAsNonRoot": False, "runAsUser": 0}
+    k8s.apiextensions.CustomResource(
+        "wt",
+        api_version="argoproj.io/v1alpha1",
+        kind="WorkflowTemplate",
+        metadata={"name": "churn", "namespace": "ml"},
+        spec={
+            "entrypoint": "train",
+            "securityContext": NON_ROOT if pod is None else pod,
+            "templates": [step],
+        },
+    )
+
+
+def _cni(config: str | None) -> None:
+    import pulumi_aws as aws
+
+    aws.eks.Addon("cni", cluster_name="c", addon_name="vpc-cni", configuration_values=config)
+
+
+ARGO_PINNED = {
+    **GOOD_ARGO,
+    "controller": {
+        "image": {"tag": "v4.0.8" + DIGEST},
+        "workflowDefaults": {"spec": {"securityContext": NON_ROOT}},
+    },
+    "server": {**GOOD_ARGO["server"], "image": {"tag": "v4.0.8" + DIGEST}},
+    "executor": {"image": {"tag": "v4.0.8" + DIGEST}},
+    "crds": {"upgradeJob": {"image": {"tag": "v1.36.2" + DIGEST}}},
+}
+
+
 def _sf(kind: str, **kw: Any) -> None:
     import pulumi
     import pulumi_snowflake as sf
@@ -517,6 +581,20 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
     ),
     "DBX-004": (lambda: _dbx("token"), lambda: _dbx("sql", stop=10)),
     "DBX-005": (lambda: _dbx("catalog", retain=False), lambda: _dbx("catalog", retain=True)),
+    "ARGO-004": (
+        lambda: _workflow_template(root_step=True),
+        lambda: (_workflow_template(), _k8s("release", version="1", values=ARGO_PINNED)),
+    ),
+    "K8S-007": (lambda: _namespace(policies=False), _namespace),
+    "K8S-008": (lambda: _namespace(enforce="baseline"), _namespace),
+    "K8S-009": (
+        lambda: _k8s("release", version="1", values=GOOD_ARGO),
+        lambda: (
+            _k8s("ds", image="nvcr.io/nvidia/k8s-device-plugin:v0.18.0" + DIGEST),
+            _k8s("release", version="1", values=ARGO_PINNED),
+        ),
+    ),
+    "EKS-009": (lambda: _cni(None), lambda: _cni('{"enableNetworkPolicy": "true"}')),
     "OUT-001": (lambda: _outputs("hunter2"), _secret_output),
     "OUT-002": (
         lambda: _outputs(BAD_MANIFEST, key="manifest"),
@@ -574,3 +652,45 @@ def test_findings_sorted_high_first() -> None:
     sev = [f.severity for f in evaluate(rec)]
     order = {"high": 0, "medium": 1, "low": 2}
     assert sev == sorted(sev, key=order.__getitem__)
+
+
+@pytest.mark.parametrize(
+    ("program", "needle"),
+    [
+        (lambda: _workflow_template(pod={}), "spec.securityContext does not make its pods non-root"),
+        (lambda: _workflow_template(root_step=True), "template 'train' runs as root"),
+        (
+            lambda: _k8s("release", version="1", values={**ARGO_PINNED, "controller": {}}),
+            "controller.workflowDefaults.spec.securityContext",
+        ),
+    ],
+)
+def test_argo_004_names_what_runs_as_root(program: Callable[[], Any], needle: str) -> None:
+    assert any(needle in m for m in _fired(program).get("ARGO-004", [])), _fired(program)
+
+
+def test_k8s_009_names_each_unpinned_argo_image() -> None:
+    msgs = _fired(lambda: _k8s("release", version="1", values=GOOD_ARGO))["K8S-009"]
+    assert {m.split(": ")[1].split(" ")[0] for m in msgs} == {
+        "controller.image.tag",
+        "server.image.tag",
+        "executor.image.tag",
+        "crds.upgradeJob.image.tag",
+    }
+    ds = _fired(lambda: _k8s("ds", image="nvcr.io/nvidia/k8s-device-plugin:v0.18.0"))["K8S-009"]
+    assert "not pinned by digest" in ds[0]
+
+
+def test_k8s_007_wants_both_deny_ingress_and_egress() -> None:
+    def only_deny() -> None:
+        import pulumi_kubernetes as k8s
+
+        _namespace(policies=False)
+        k8s.networking.v1.NetworkPolicy(
+            "deny",
+            metadata={"name": "d", "namespace": "ml"},
+            spec={"pod_selector": {}, "policy_types": ["Ingress"]},
+        )
+
+    (msg,) = _fired(only_deny)["K8S-007"]
+    assert "egress" in msg

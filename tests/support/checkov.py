@@ -64,7 +64,9 @@ def executable() -> str | None:
 def require() -> str:
     exe = executable()
     if exe is None:
-        msg = f"checkov is not installed: set {EXE_VAR} or create .venv-checkov (see tests/support/checkov.py)"
+        msg = (
+            f"checkov is not installed: set {EXE_VAR} or create .venv-checkov (see tests/support/checkov.py)"
+        )
         if os.environ.get("CI") == "true":
             pytest.fail(msg)
         pytest.skip(msg)
@@ -84,8 +86,18 @@ def scan(directory: Path, framework: str) -> list[dict[str, Any]]:
         "ANSI_COLORS_DISABLED": "true",
     }
     out = subprocess.run(
-        [exe, "-d", str(directory), "--framework", framework, "-o", "json", "--compact",
-         "--skip-download", "--no-cert-verify"],
+        [
+            exe,
+            "-d",
+            str(directory),
+            "--framework",
+            framework,
+            "-o",
+            "json",
+            "--compact",
+            "--skip-download",
+            "--no-cert-verify",
+        ],
         capture_output=True,
         text=True,
         timeout=600,

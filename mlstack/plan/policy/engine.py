@@ -20,6 +20,7 @@ RULE_MODULES = (
     "mlstack.plan.policy.karpenter",
     "mlstack.plan.policy.warehouses",
     "mlstack.plan.policy.outputs",
+    "mlstack.plan.policy.hardening",
 )
 
 Check = Callable[["Resource | None", "Context"], Iterable[str]]
