@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mlstack import _redact
 from mlstack.errors import ManifestError
 
 SCHEMA_VERSION = 1
@@ -35,11 +36,10 @@ CREDENTIAL_HOMES = (
     "(environment, ~/.aws/credentials, IRSA), Snowflake keys from connections.toml (connection_name), "
     "Databricks tokens from ~/.databrickscfg (profile), Kubernetes from kubeconfig"
 )
-_SECRET_KEY = re.compile(
-    r"(pass(word|wd|phrase)?$|^pwd$|secret|token|private[_-]?key|api[_-]?key|access[_-]?key|"
-    r"credential|client[_-]?secret|session[_-]?key)",
-    re.IGNORECASE,
-)
+#: a manifest file is a few KiB; reading stops here (a device or a runaway file must not fill memory)
+MAX_MANIFEST_BYTES = 1 << 20
+#: error messages show at most this much of a value (a 60 MB value is not echoed)
+PREVIEW_CHARS = 60
 
 
 class _Section(BaseModel):
@@ -224,14 +224,46 @@ def _walk(obj: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
             yield from _walk(v, f"{path}[{i}]")
 
 
+class _Shown:
+    """A value as an error message shows it: its ``repr`` is the text given (a preview, or a placeholder)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+_NOT_SHOWN = _Shown("<not shown>")
+
+
+def _preview(value: Any) -> object:
+    """What an error may echo of a value: never a credential, never more than PREVIEW_CHARS characters."""
+    if isinstance(value, str):
+        # redact a generous head, then cut: a secret that starts in the preview is masked whole
+        text = _redact.redact(value[: PREVIEW_CHARS * 4])
+        if len(value) > PREVIEW_CHARS:
+            return _Shown(repr(text[: PREVIEW_CHARS - 3] + "...") + f" ({len(value)} characters)")
+        return text if text == value else _Shown(repr(text))
+    return value
+
+
 def _secret_problems(data: Any) -> list[tuple[str, object, str]]:
     problems: list[tuple[str, object, str]] = []
-    for path, key, _value in _walk(data):
+    for path, key, value in _walk(data):
         # tolerations/node selectors carry Kubernetes label keys, not credentials
         if ".node_selector." in path or ".tolerations[" in path:
             continue
-        if _SECRET_KEY.search(key):
-            problems.append((path, "<redacted>", CREDENTIAL_HOMES))
+        if _redact.is_secret_key(key):
+            problems.append((path, _Shown("<redacted>"), CREDENTIAL_HOMES))
+        elif isinstance(value, str) and _redact.url_has_userinfo(value):
+            problems.append(
+                (
+                    path,
+                    _Shown(repr(_redact.redact(value)[:PREVIEW_CHARS])),
+                    "a URL with a user or password in it; " + CREDENTIAL_HOMES,
+                )
+            )
     return problems
 
 
@@ -273,6 +305,7 @@ def _format_errors(exc: ValidationError, data: Any) -> list[tuple[str, object, s
             value = None
         elif etype == "extra_forbidden":
             where = model if len(loc) == 2 else None
+            value = _NOT_SHOWN  # an unknown key's value may be anything, a credential included
             allowed = "unknown key; allowed keys: " + (
                 _fields_text(where) if where else "see `mlstack manifest schema`"
             )
@@ -292,7 +325,7 @@ def _format_errors(exc: ValidationError, data: Any) -> list[tuple[str, object, s
             allowed = err.get("msg", "")
         if isinstance(value, Mapping | list) and etype != "missing":
             value = type(value).__name__
-        problems.append((path or "(top level)", value, allowed))
+        problems.append((path or "(top level)", _preview(value), allowed))
     return problems
 
 
@@ -337,33 +370,116 @@ def from_dict(data: Any, *, source: str | None = None, base_dir: Path | None = N
     return _absolutize(manifest, base_dir) if base_dir else manifest
 
 
+class _Object(dict):  # type: ignore[type-arg]
+    """A parsed JSON object that remembers the keys it held more than once."""
+
+    duplicates: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object()
+    obj.duplicates = []
+    for key, value in pairs:
+        if key in obj and key not in obj.duplicates:
+            obj.duplicates.append(key)
+        obj[key] = value
+    return obj
+
+
+def _duplicate_problems(data: Any, path: str = "") -> list[tuple[str, object, str]]:
+    """Every key given twice in one JSON object: JSON parsers keep the last, which silently wins."""
+    problems: list[tuple[str, object, str]] = []
+    if isinstance(data, _Object):
+        for key in data.duplicates:
+            where = f"{path}.{key}" if path else key
+            problems.append(
+                (
+                    where,
+                    _NOT_SHOWN,
+                    "key given more than once in the same object; keep one (the last would win)",
+                )
+            )
+        for key, value in data.items():
+            problems += _duplicate_problems(value, f"{path}.{key}" if path else key)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            problems += _duplicate_problems(value, f"{path}[{i}]")
+    return problems
+
+
 def loads(text: str, *, source: str | None = None, base_dir: Path | None = None) -> Manifest:
-    """Parse and validate manifest JSON text."""
+    """Parse and validate manifest JSON text (a key given twice in one object is an error)."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_object)
     except (json.JSONDecodeError, RecursionError) as exc:
         pos = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         raise ManifestError(
-            f"stack manifest{f' ({source})' if source else ''} is not valid JSON{pos}: {exc}",
+            f"stack manifest{f' ({source})' if source else ''} is not valid JSON{pos}: {why}",
             fix="fix the JSON syntax (a trailing comma or a missing quote is the usual cause)",
-            problems=[("(top level)", text[:40], "valid JSON")],
+            problems=[("(top level)", _Shown(f"<{len(text)} characters>"), "valid JSON")],
             source=source,
         ) from None
+    duplicates = _duplicate_problems(data)
+    if duplicates:
+        _raise(duplicates, source)
     return from_dict(data, source=source, base_dir=base_dir)
+
+
+def read_file(path: Path, *, limit: int = MAX_MANIFEST_BYTES) -> str:
+    """The text of a manifest file: a regular file only (a FIFO or a device is refused, never waited on),
+    at most ``limit`` bytes, UTF-8."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then sees what was really opened
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ManifestError(
+            f"stack manifest file {str(path)!r} does not exist",
+            fix="pass an existing file, or run `mlstack init` to create the local stack",
+            source=str(path),
+        ) from None
+    except OSError as exc:
+        raise ManifestError(
+            f"cannot read stack manifest {str(path)!r}: {exc.strerror or exc}", source=str(path)
+        ) from None
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a folder"
+                if stat.S_ISDIR(mode)
+                else "a FIFO"
+                if stat.S_ISFIFO(mode)
+                else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file"
+            )
+            raise ManifestError(
+                f"stack manifest {str(path)!r} is {kind}; a manifest is a JSON file",
+                fix="pass the path of a mlstack.json file",
+                source=str(path),
+            )
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ManifestError(
+            f"stack manifest {str(path)!r} is larger than {limit // 1024} KiB; a manifest holds names and "
+            "endpoints and is a few KiB",
+            fix="pass the stack's mlstack.json (written by `mlstack up` or `mlstack init`)",
+            source=str(path),
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"stack manifest {str(path)!r} is not UTF-8 text (byte {exc.start})",
+            fix="save the file as UTF-8 JSON",
+            source=str(path),
+        ) from None
 
 
 def load_file(path: str | os.PathLike[str]) -> Manifest:
     p = Path(path).expanduser()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(
-            f"stack manifest file {str(p)!r} does not exist",
-            fix="pass an existing file, or run `mlstack init` to create the local stack",
-            source=str(p),
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"cannot read stack manifest {str(p)!r}: {exc}", source=str(p)) from None
+    text = read_file(p)
     return loads(text, source=str(p), base_dir=p.resolve().parent)
 
 
@@ -401,7 +517,12 @@ def validate_section(layer: str, section: Mapping[str, Any]) -> dict[str, Any]:
         probs = []
         for err in exc.errors(include_url=False):
             path = ".".join([layer, *(str(p) for p in err["loc"])])
-            probs.append((path, err.get("input") if err["type"] != "missing" else None, err["msg"]))
+            value = err.get("input") if err["type"] != "missing" else None
+            if err["type"] == "extra_forbidden":
+                value = _NOT_SHOWN
+            elif isinstance(value, Mapping | list):
+                value = type(value).__name__
+            probs.append((path, _preview(value), err["msg"]))
         _raise(probs, f"{layer} section")
     return obj.model_dump(mode="json", by_alias=True, exclude_none=True)
 

@@ -10,7 +10,16 @@ from typing import Annotated, Any
 
 import typer
 
-from mlstack.cli._common import JsonOpt, ManifestOpt, console, emit_json, err_console, load, print_table
+from mlstack.cli._common import (
+    JsonOpt,
+    ManifestOpt,
+    console,
+    emit_json,
+    err_console,
+    load,
+    parse_kv,
+    print_table,
+)
 
 data_app = typer.Typer(
     name="data",
@@ -155,56 +164,48 @@ def tables(json_out: JsonOpt = False, manifest: ManifestOpt = None) -> None:
 @data_app.command("load")
 def load_file(
     file: Annotated[
-        Path, typer.Argument(help="A .csv or .parquet file (a folder of Parquet files works too).")
+        Path,
+        typer.Argument(help="A .csv/.tsv (optionally .gz) or .parquet file, or a folder of Parquet files."),
     ],
     table: Annotated[str, typer.Argument(help="Table to create or append to.")],
     mode: Annotated[str, typer.Option("--mode", help="append (default) or overwrite the table.")] = "append",
+    encoding: Annotated[
+        str, typer.Option("--encoding", help="Text encoding of a CSV file (utf-8, latin-1, cp1252, ...).")
+    ] = "utf-8",
+    types: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type",
+            help="Read a CSV column as this type, e.g. --type zip=string (string, int64, double, bool, date, "
+            "timestamp). Default: inferred from the first rows, or the table's own types when appending.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     manifest: ManifestOpt = None,
 ) -> None:
-    """Load a CSV or Parquet file into a table of the stack's warehouse (created if missing)."""
+    """Load a CSV or Parquet file into a table of the stack's warehouse (created if missing).
+
+    A bad value, a row with too many fields or bytes that are not text stop the load with the line and
+    column; the table is left as it was.
+    """
+    from mlstack.data.files import column_types, open_table_file, regular_file
     from mlstack.errors import UsageError
 
     if mode not in ("append", "overwrite"):
         raise UsageError(f"--mode must be append or overwrite, got {mode!r}", fix="--mode overwrite")
-    reader = _open_file(file)
-    result = _source(manifest).write(table, reader, mode=mode)
+    given = column_types(parse_kv(types, "--type"))
+    regular_file(file)
+    src = _source(manifest)
+    # appending: read the file's columns as the table's types, so a value that does not fit names its line
+    have = src.table_schema(table) if mode == "append" else None
+    reader = open_table_file(file, types=given or None, table_types=have, encoding=encoding)
+    result = src.write(table, reader, mode=mode)
     if json_out:
         emit_json(result.to_dict())
         return
     v = f", version {result.version}" if result.version is not None else ""
     console.print(
         f"loaded {result.rows} row{'s' if result.rows != 1 else ''} into {result.table} ({mode}{v})"
-    )
-
-
-def _open_file(file: Path) -> Any:
-    """A streaming Arrow reader over a CSV or Parquet file (types inferred from the data)."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.dataset as pads
-
-    from mlstack.errors import DataError, UsageError
-
-    if not file.exists():
-        raise UsageError(f"file {str(file)!r} does not exist", fix="pass the path of a .csv or .parquet file")
-    suffix = file.suffix.lower()
-    try:
-        if suffix in (".csv", ".tsv", ".txt") or (suffix == ".gz" and ".csv" in file.name.lower()):
-            parse = pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
-            # big blocks so type inference sees enough rows to settle on a type for the whole file
-            return pacsv.open_csv(
-                str(file), read_options=pacsv.ReadOptions(block_size=16 << 20), parse_options=parse
-            )
-        if suffix in (".parquet", ".pq") or file.is_dir():
-            return pads.dataset(str(file), format="parquet").scanner().to_reader()
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(
-            f"cannot read {str(file)!r}: {exc}", fix="check that the file is valid CSV or Parquet"
-        ) from None
-    raise UsageError(
-        f"cannot tell the format of {str(file)!r} (suffix {suffix or 'none'})",
-        fix="name the file .csv or .parquet",
     )
 
 

@@ -97,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         code = 130
-    except Exception as exc:  # the last line of defence: never a bare traceback
+    except Exception as exc:  # the last line of defence: never a bare traceback, never a secret it quotes
+        from mlstack._redact import redact
+
         code = _report(
-            f"unexpected error: {type(exc).__name__}: {exc}",
+            f"unexpected error: {type(exc).__name__}: {redact(str(exc))}",
             "run again with --debug for the traceback, and report it if it looks like a bug",
             "InternalError",
             1,

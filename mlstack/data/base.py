@@ -8,6 +8,7 @@ artifact written later carries the tables and versions it was trained on.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -28,6 +29,70 @@ Version = int | str | None
 # a bare (optionally qualified, optionally quoted) table name rather than SQL text
 _IDENT = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+"|`[^`]+`)'
 _TABLE_RE = re.compile(rf"^\s*{_IDENT}(?:\.{_IDENT}){{0,2}}\s*$")
+
+
+_VERSION_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
+# what a rendered timestamp may contain: digits and the separators of ISO 8601, nothing that can end a literal
+_SAFE_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?: ?[+-][0-9]{2}:[0-9]{2})?"
+)
+
+
+def preview(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages that must not echo big input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..." + f" ({len(str(value))} characters)"
+
+
+def parse_version(version: object, *, what: str = "version") -> int | dt.datetime | None:
+    """A time-travel version as a number or a timestamp, never as text to splice into SQL.
+
+    Accepts an int, a ``datetime``/``date``, or a string holding a whole number (``"3"``, ``"-3600"``) or an
+    ISO 8601 timestamp (``"2026-01-01"``, ``"2026-01-01 12:00:00"``, ``"2026-01-01T12:00:00+00:00"``, ``Z``).
+    Anything else is a UsageError naming the value.
+    """
+    if version is None:
+        return None
+    if isinstance(version, bool):
+        raise UsageError(
+            f"{what} must be a number or a timestamp, got {version!r}", fix="pass 3 or 2026-01-01"
+        )
+    if isinstance(version, int):
+        return version
+    if isinstance(version, dt.datetime):
+        return version
+    if isinstance(version, dt.date):
+        return dt.datetime(version.year, version.month, version.day)
+    if isinstance(version, str):
+        text = version.strip()
+        if _VERSION_NUMBER.fullmatch(text):
+            return int(text)
+        if len(text) <= 40 and text.isascii():
+            try:
+                return dt.datetime.fromisoformat(text)
+            except ValueError:
+                pass
+    raise UsageError(
+        f"{what} {preview(version)} is neither a version number nor a timestamp",
+        fix="pass a whole number (3) or an ISO 8601 timestamp (2026-01-01, 2026-01-01 12:00:00, "
+        "2026-01-01T12:00:00+00:00)",
+    )
+
+
+def timestamp_literal(ts: dt.datetime, *, tz_sep: str = "") -> str:
+    """``ts`` as the text of a SQL timestamp literal (no quotes): ``2026-01-01 12:00:00[.ffffff][+00:00]``.
+
+    Built from the datetime's fields, so it holds only digits and ISO separators; checked again anyway.
+    """
+    text = ts.replace(tzinfo=None).isoformat(sep=" ")
+    offset = ts.utcoffset()
+    if offset is not None:
+        total = int(offset.total_seconds()) // 60
+        sign = "-" if total < 0 else "+"
+        text += f"{tz_sep}{sign}{abs(total) // 60:02d}:{abs(total) % 60:02d}"
+    if not _SAFE_TIMESTAMP.fullmatch(text):  # pragma: no cover - isoformat of a datetime cannot do this
+        raise UsageError(f"cannot use timestamp {text!r} for time travel", fix="pass 2026-01-01 12:00:00")
+    return text
 
 
 def is_table_name(text: str) -> bool:
@@ -52,6 +117,10 @@ def referenced_tables(sql: str, dialect: str | None = None) -> list[str] | None:
         from sqlglot import exp
     except ImportError:  # pragma: no cover - sqlglot is optional
         return None
+    import logging
+
+    # sqlglot logs a warning for statements it only knows as commands (EXPLAIN ...): not the user's business
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
     try:
         trees = sqlglot.parse(sql, read=dialect)
     except Exception:  # sqlglot raises several error types for odd SQL; lineage must not break a read
@@ -60,6 +129,8 @@ def referenced_tables(sql: str, dialect: str | None = None) -> list[str] | None:
     for tree in trees:
         if tree is None:
             continue
+        if isinstance(tree, exp.Command):
+            return None  # sqlglot did not parse it: the tables it reads are unknown
         ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
         for t in tree.find_all(exp.Table):
             if not t.name or (not t.db and t.name.lower() in ctes):
@@ -219,6 +290,10 @@ class DataSource(ABC):
         """Release connections (sources are reusable until closed)."""
         return None
 
+    def table_schema(self, table: str) -> pa.Schema | None:
+        """The Arrow schema of ``table`` when it exists and knowing it is cheap; None otherwise."""
+        return None
+
     # ---------------------------------------------------------------- shared behaviour
     def read(
         self,
@@ -242,6 +317,7 @@ class DataSource(ABC):
                 "columns= applies to table reads; a SQL query selects its own columns",
                 fix="name the columns in the SELECT list",
             )
+        self.check_read_sql(text)
         reader, found = self._read_sql(text, version)
         if found is None:
             names = referenced_tables(text, self.dialect)
@@ -288,8 +364,20 @@ class DataSource(ABC):
             sql = self.select_sql(text, columns, version if not isinstance(version, Mapping) else None)
             columns = None
             version = None
+        else:
+            self.check_read_sql(text)
         section = self.section.model_dump(mode="json", by_alias=True, exclude_none=True)
         return [SqlShard(index=0, label=text, section=section, sql=sql, columns=None, version=version)]
+
+    def check_read_sql(self, sql: str) -> None:
+        """Refuse SQL that is not exactly one read statement (UsageError naming what it is).
+
+        Reads run what they are given on the warehouse: this keeps ``read("select 1; drop table t")`` or
+        ``read("copy into @stage ...")`` from being run at all. Adapters with an engine-side parser refine it.
+        """
+        from mlstack.data.readonly import check_read_only
+
+        check_read_only(sql, dialect=self.dialect or "", where=f"mlstack's {self.kind} read")
 
     def select_sql(self, table: str, columns: Sequence[str] | None, version: Version) -> str:
         """``SELECT cols FROM table`` in this store's dialect (time travel included when ``version``)."""
@@ -340,6 +428,7 @@ class DataSource(ABC):
             return self.select_sql(text, columns, version), [(lineage_name(text), version)]
         if columns or version is not None:
             raise UsageError("columns= and version= apply to table reads", fix="put them in the SQL")
+        self.check_read_sql(text)
         return text, [(n, None) for n in (referenced_tables(text, self.dialect) or [])]
 
     def _check_query(self, sql_or_table: Any) -> str:

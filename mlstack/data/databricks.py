@@ -15,8 +15,11 @@ Time travel: ``version=3`` reads ``VERSION AS OF 3``, a string reads ``TIMESTAMP
 from __future__ import annotations
 
 import base64
+import configparser
 import datetime as dt
 import decimal
+import logging
+import os
 import re
 import threading
 import time
@@ -28,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 import requests
 from databricks.sdk import WorkspaceClient
+from databricks.sdk.config import Config
 from databricks.sdk.errors import DatabricksError, NotFound, PermissionDenied, Unauthenticated
 from databricks.sdk.service.sql import (
     Disposition,
@@ -38,6 +42,7 @@ from databricks.sdk.service.sql import (
     StatementState,
 )
 
+from mlstack._redact import redact
 from mlstack.data.base import (
     DataSource,
     Shard,
@@ -45,18 +50,42 @@ from mlstack.data.base import (
     Version,
     WriteResult,
     check_mode,
+    parse_version,
     split_name,
+    timestamp_literal,
     to_arrow,
 )
-from mlstack.errors import BackendError, CredentialsError, DataError, NotFoundError, UsageError
+from mlstack.errors import (
+    BackendError,
+    ConfigError,
+    CredentialsError,
+    DataError,
+    NotFoundError,
+    UsageError,
+)
 from mlstack.manifest import DatabricksData
 
 INLINE_MAX_ROWS = 10_000
 #: chunk downloads in flight at once (also bounds the memory a stream holds ahead of the reader)
 PARALLEL_DOWNLOADS = 8
 INSERT_BATCH = 1_000
+#: a statement may run this long (polled), then it is cancelled
 POLL_TIMEOUT_S = 3600.0
+#: one chunk download: connecting to storage, then reading the chunk
+_DOWNLOAD_CONNECT_TIMEOUT_S = 10
 _DOWNLOAD_TIMEOUT_S = 120
+# A dead or unreachable workspace must fail a job fast, as Snowflake's login does (30 s): each HTTP request to
+# the workspace times out after this many seconds, and the SDK stops retrying a call after as many (its own
+# defaults are 60 s per request and 300 s of retries, which a dead host spends in full, twice over). The
+# SDK's host-metadata probe, made once when the client is created, gets at most DISCOVERY_TIMEOUT of it.
+# A dead host so fails in about 30 s (the budget, the SDK's last back-off sleep, the probe).
+# Override with timeout= or the environment variable; 0 leaves the SDK's defaults.
+TIMEOUT_ENV = "MLSTACK_DATABRICKS_TIMEOUT"
+DEFAULT_TIMEOUT = 20
+DISCOVERY_TIMEOUT = 5
+#: the server holds a statement request open this long waiting for the result (then it is polled); used
+#: only when the budget leaves room for it, otherwise statements are submitted and polled at once
+STATEMENT_WAIT_S = 10
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "BOOLEAN": pa.bool_(),
@@ -83,11 +112,18 @@ def ident(name: str) -> str:
 
 
 def version_clause(version: Version) -> str:
-    if version is None:
+    """``VERSION AS OF n`` for a number, ``TIMESTAMP AS OF '...'`` for a timestamp; parsed, never spliced."""
+    parsed = parse_version(version, what="a Databricks table version")
+    if parsed is None:
         return ""
-    if isinstance(version, int) or (isinstance(version, str) and version.isdigit()):
-        return f" VERSION AS OF {int(version)}"
-    return " TIMESTAMP AS OF '" + str(version).replace("'", "''") + "'"
+    if isinstance(parsed, int):
+        if parsed < 0:
+            raise UsageError(
+                f"a Delta table version is 0 or more, got {version!r}",
+                fix="pass 0 for the first version (DESCRIBE HISTORY lists them), or a timestamp",
+            )
+        return f" VERSION AS OF {parsed}"
+    return f" TIMESTAMP AS OF '{timestamp_literal(parsed)}'"
 
 
 def arrow_to_databricks_type(t: pa.DataType) -> str:
@@ -173,17 +209,22 @@ def _from_json_rows(rows: list[list[Any]], schema: pa.Schema) -> pa.Table:
 
 
 def _download(url: str, headers: Mapping[str, str] | None) -> pa.Table:
-    """Fetch one presigned Arrow chunk. No workspace token: presigned storage rejects a second auth."""
+    """Fetch one presigned Arrow chunk. No workspace token: presigned storage rejects a second auth.
+
+    Error texts are redacted: a network error quotes the URL, whose query string is the link's signature.
+    """
     try:
-        r = requests.get(url, headers=dict(headers or {}), timeout=_DOWNLOAD_TIMEOUT_S)
+        r = requests.get(
+            url, headers=dict(headers or {}), timeout=(_DOWNLOAD_CONNECT_TIMEOUT_S, _DOWNLOAD_TIMEOUT_S)
+        )
     except requests.RequestException as exc:
         raise BackendError(
-            f"downloading a result chunk failed: {exc}", fix="check access to cloud storage"
+            f"downloading a result chunk failed: {redact(str(exc))}", fix="check access to cloud storage"
         ) from None
     if r.status_code != 200:
         hint = "the link may have expired (about 15 minutes); read again" if r.status_code == 403 else None
         raise BackendError(
-            f"downloading a result chunk failed: HTTP {r.status_code}: {r.text[:200]}",
+            f"downloading a result chunk failed: HTTP {r.status_code}: {redact(r.text[:200])}",
             fix=hint or "check network access from this machine to the workspace's storage",
         )
     with pa.ipc.open_stream(r.content) as reader:
@@ -208,10 +249,42 @@ class DatabricksSource(DataSource):
     kind = "databricks"
     dialect = "databricks"
 
-    def __init__(self, section: DatabricksData, client: WorkspaceClient | None = None) -> None:
+    def __init__(
+        self, section: DatabricksData, client: WorkspaceClient | None = None, *, timeout: int | None = None
+    ) -> None:
+        """``timeout``: seconds each call to the workspace may take (per HTTP request, and in all for the
+        SDK's retries), 0 for the SDK's own defaults; default ``$MLSTACK_DATABRICKS_TIMEOUT``, else 30."""
         super().__init__(section)
         self._client = client
         self._lock = threading.Lock()
+        self._timeout = timeout
+
+    def timeout(self) -> int:
+        """The per-call budget in seconds: the keyword, else ``$MLSTACK_DATABRICKS_TIMEOUT``, else 30."""
+        if self._timeout is not None:
+            value: Any = self._timeout
+            where = "timeout"
+        else:
+            raw = os.environ.get(TIMEOUT_ENV, "").strip()
+            if not raw:
+                return DEFAULT_TIMEOUT
+            value, where = raw, f"${TIMEOUT_ENV}"
+        try:
+            seconds = int(value)
+            if seconds < 0 or str(seconds) != str(value).strip():
+                raise ValueError(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where}={value!r}: not a whole number of seconds",
+                fix=f"set {TIMEOUT_ENV} to seconds, e.g. 30 (0 = the SDK's defaults), or unset it for "
+                f"{DEFAULT_TIMEOUT}",
+            ) from None
+        return seconds
+
+    def _wait(self) -> str:
+        """The statement API's wait_timeout: the server may hold a request this long, inside the budget."""
+        budget = self.timeout()
+        return f"{STATEMENT_WAIT_S}s" if budget == 0 or budget >= STATEMENT_WAIT_S * 2 else "0s"
 
     # ---------------------------------------------------------------- client and statements
     @property
@@ -219,22 +292,38 @@ class DatabricksSource(DataSource):
         with self._lock:
             if self._client is None:
                 s = self.section
+                budget = self.timeout()
+                probe = min(budget, DISCOVERY_TIMEOUT)
+                limits = {"http_timeout_seconds": probe, "retry_timeout_seconds": probe} if budget else {}
+                sdk_log = logging.getLogger("databricks.sdk")
+                level = sdk_log.level
                 try:
-                    self._client = (
-                        WorkspaceClient(host=s.host, profile=s.profile)
-                        if s.profile
-                        else WorkspaceClient(host=s.host)
-                    )
+                    # the probe's failure is logged as a warning and ignored by the SDK; a real problem
+                    # surfaces with the first call, as mlstack's own error
+                    sdk_log.setLevel(logging.ERROR)
+                    cfg = Config(host=s.host, **({"profile": s.profile} if s.profile else {}), **limits)
+                    if budget:  # the API client is made from these, after the probe
+                        cfg.http_timeout_seconds = budget
+                        cfg.retry_timeout_seconds = budget
+                    self._client = WorkspaceClient(config=cfg)
+                except configparser.Error as exc:  # ~/.databrickscfg itself does not parse
+                    raise ConfigError(
+                        f"cannot read the Databricks config file: {redact(str(exc))}",
+                        fix="fix the line named above: each line of a profile is `key = value` "
+                        "($DATABRICKS_CONFIG_FILE, else ~/.databrickscfg)",
+                    ) from None
                 except ValueError as exc:  # the SDK's config errors (missing profile, no auth method)
                     raise CredentialsError(
-                        f"no usable Databricks credentials for {s.host}: {exc}",
+                        f"no usable Databricks credentials for {s.host}: {redact(str(exc))}",
                         fix=f"add a [{s.profile or 'DEFAULT'}] section with host and token to ~/.databrickscfg "
                         "(or set DATABRICKS_TOKEN / DATABRICKS_CLIENT_ID+DATABRICKS_CLIENT_SECRET)",
                     ) from None
+                finally:
+                    sdk_log.setLevel(level)
             return self._client
 
     def _translate(self, exc: Exception, what: str) -> Exception:
-        msg = str(exc).strip()
+        msg = redact(str(exc).strip())
         if isinstance(exc, Unauthenticated | PermissionDenied) or "Invalid access token" in msg:
             return CredentialsError(
                 f"Databricks refused the credentials ({what}): {msg}",
@@ -248,8 +337,15 @@ class DatabricksSource(DataSource):
         if isinstance(exc, DatabricksError):
             return BackendError(f"Databricks {what} failed: {msg}")
         if isinstance(exc, requests.RequestException | OSError):
+            budget = self.timeout()
+            limit = (
+                f"; mlstack gives up on a call after {budget} s (${TIMEOUT_ENV})"
+                if budget
+                else f" (${TIMEOUT_ENV}=0: the SDK's own time limits)"
+            )
             return BackendError(
-                f"cannot reach Databricks at {self.section.host}: {msg}", fix="check the host URL"
+                f"cannot reach Databricks at {self.section.host} ({what}): {msg}",
+                fix=f"check the host URL and that the workspace is reachable from here{limit}",
             )
         return BackendError(f"Databricks {what} failed: {type(exc).__name__}: {msg}")
 
@@ -279,7 +375,7 @@ class DatabricksSource(DataSource):
                 schema=s.schema_,
                 disposition=Disposition.INLINE if inline else Disposition.EXTERNAL_LINKS,
                 format=Format.JSON_ARRAY if inline else Format.ARROW_STREAM,
-                wait_timeout="30s",
+                wait_timeout=self._wait(),
                 on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CONTINUE,
                 parameters=params,
             )
@@ -317,7 +413,7 @@ class DatabricksSource(DataSource):
                     data = self.client.statement_execution.get_statement_result_chunk_n(
                         resp.statement_id or "", i
                     )
-                except DatabricksError as exc:
+                except (DatabricksError, requests.RequestException, OSError) as exc:
                     raise self._translate(exc, f"fetching chunk {i}") from None
                 for ln in data.external_links or []:
                     got[ln.chunk_index or 0] = ln
@@ -369,7 +465,12 @@ class DatabricksSource(DataSource):
         rows: list[list[Any]] = list(resp.result.data_array or []) if resp.result else []
         nxt = resp.result.next_chunk_index if resp.result else None
         while nxt is not None:
-            data = self.client.statement_execution.get_statement_result_chunk_n(resp.statement_id or "", nxt)
+            try:
+                data = self.client.statement_execution.get_statement_result_chunk_n(
+                    resp.statement_id or "", nxt
+                )
+            except (DatabricksError, requests.RequestException, OSError) as exc:
+                raise self._translate(exc, f"fetching chunk {nxt}") from None
             rows.extend(data.data_array or [])
             nxt = data.next_chunk_index
         return _from_json_rows(rows, schema)

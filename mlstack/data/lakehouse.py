@@ -42,7 +42,9 @@ from mlstack.data.base import (
     WriteResult,
     check_mode,
     is_table_name,
+    parse_version,
     split_name,
+    timestamp_literal,
     to_arrow,
 )
 from mlstack.errors import BackendError, ConflictError, CredentialsError, DataError, NotFoundError, UsageError
@@ -349,11 +351,17 @@ class LakehouseSource(DataSource):
         return f"SELECT {cols} FROM {target}{self.version_clause(version)}"
 
     def version_clause(self, version: Version) -> str:
-        if version is None:
+        parsed = parse_version(version, what="an Iceberg table version")
+        if parsed is None:
             return ""
-        if isinstance(version, int) or str(version).isdigit():
-            return f" FOR VERSION AS OF {int(version)}"
-        return " FOR TIMESTAMP AS OF TIMESTAMP '" + str(version).replace("'", "''") + "'"
+        if isinstance(parsed, int):
+            if parsed < 0:
+                raise UsageError(
+                    f"an Iceberg snapshot id is 0 or more, got {version!r}",
+                    fix="pass a snapshot id or a timestamp",
+                )
+            return f" FOR VERSION AS OF {parsed}"
+        return f" FOR TIMESTAMP AS OF TIMESTAMP '{timestamp_literal(parsed, tz_sep=' ')}'"
 
     def _read_table(
         self, name: str, columns: Sequence[str] | None, version: Version

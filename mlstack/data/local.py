@@ -16,6 +16,7 @@ Table names in the lake are case-insensitive like DuckDB's: they are stored lowe
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import threading
@@ -43,11 +44,12 @@ from mlstack.data.base import (
     check_mode,
     is_table_name,
     not_found,
+    parse_version,
     referenced_tables,
     split_name,
     to_arrow,
 )
-from mlstack.errors import ConflictError, DataError, UsageError
+from mlstack.errors import ConflictError, DataError, MlstackError, NotFoundError, UsageError
 from mlstack.manifest import LocalData
 
 _LAKE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
@@ -114,33 +116,57 @@ class LocalSource(DataSource):
 
     def _delta(self, name: str, version: Version) -> DeltaTable:
         path = str(self._table_dir(name))
+        wanted = self._version_number(name, version)
         try:
-            if version is None:
-                return DeltaTable(path)
-            return DeltaTable(path, version=self._version_number(name, version))
+            table = DeltaTable(path)
         except TableNotFoundError:
             raise not_found(name, self._all_names(), f"the local lake {self.lake_root}") from None
         except DeltaError as exc:
-            if version is not None:
-                latest = DeltaTable(path).version()
-                raise DataError(
-                    f"table {name!r} has no version {version!r} (versions 0 to {latest})",
-                    fix=f"pass version= between 0 and {latest}, or leave it out for the latest",
-                ) from None
             raise DataError(f"cannot open Delta table {name!r} at {path}: {exc}") from None
+        if wanted is None:
+            return table
+        latest = table.version()
+        listing = f"`mlstack data history {name}` lists them with their times"
+        if isinstance(wanted, int):
+            if wanted > latest:
+                span, choice = (
+                    ("only version 0", "read version 0")
+                    if latest == 0
+                    else (f"versions 0 to {latest}", f"read a version from 0 to {latest}")
+                )
+                raise NotFoundError(
+                    f"table {name!r} has {span}; there is no version {wanted}",
+                    fix=f"{choice}, or leave the version out for the latest ({listing})",
+                )
+        else:
+            first = min((h.get("timestamp") or 0 for h in table.history()), default=0)
+            stamp = wanted if wanted.tzinfo else wanted.replace(tzinfo=dt.UTC)
+            if stamp.timestamp() * 1000 < first:
+                when = dt.datetime.fromtimestamp(first / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                raise NotFoundError(
+                    f"table {name!r} did not exist yet at {stamp.isoformat(sep=' ')}: its first version is "
+                    f"from {when}",
+                    fix=f"read a later time, or a version number ({listing})",
+                )
+        try:
+            table.load_as_version(wanted if isinstance(wanted, int) else stamp)
+        except DeltaError as exc:
+            raise DataError(
+                f"cannot read version {version!r} of table {name!r}: {exc}",
+                fix=f"check the version ({listing})",
+            ) from None
+        return table
 
     @staticmethod
-    def _version_number(name: str, version: Version) -> int:
-        try:
-            v = int(version)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+    def _version_number(name: str, version: Version) -> int | dt.datetime | None:
+        """A Delta version number (0, 1, ...) or a timestamp (naive = UTC, as `data history` shows them)."""
+        parsed = parse_version(version, what=f"the version of table {name!r}")
+        if isinstance(parsed, int) and parsed < 0:
             raise UsageError(
-                f"a local table version is a Delta version number, got {version!r} for {name!r}",
-                fix="pass version=0 for the first write, 1 for the next, ...",
-            ) from None
-        if v < 0:
-            raise UsageError(f"version must be >= 0, got {v}", fix="pass version=0 or later")
-        return v
+                f"table versions count from 0, got {parsed} for {name!r}",
+                fix=f"read version 0 for the first write, 1 for the next, ... (`mlstack data history {name}`)",
+            )
+        return parsed
 
     def _duckdb_tables(self) -> list[tuple[str, str]]:
         """Native tables and views in the DuckDB file: (name, 'duckdb' | 'view')."""
@@ -190,15 +216,57 @@ class LocalSource(DataSource):
 
     # ---------------------------------------------------------------- reads
     def _connect(self) -> duckdb.DuckDBPyConnection:
+        """A read connection: the DuckDB file read-only, and no file or network access from SQL.
+
+        Lake tables reach DuckDB as Arrow datasets that pyarrow scans (``con.register``), so DuckDB itself
+        never needs to open a file besides its own database: ``enable_external_access=false`` turns off
+        ``read_text``/``read_csv``/``COPY ... TO``/``ATTACH``/``INSTALL``/``LOAD`` and every other path
+        from SQL to the machine, and ``lock_configuration`` keeps a query from turning it back on. Python
+        replacement scans are off too, so a query cannot reach variables of the calling program.
+        """
+        config = {
+            "enable_external_access": False,
+            "python_enable_replacements": False,
+            "lock_configuration": True,
+        }
         if self.db_path.is_file():
             try:
-                return duckdb.connect(str(self.db_path), read_only=True)
+                return duckdb.connect(str(self.db_path), read_only=True, config=config)
             except duckdb.IOException as exc:
                 raise ConflictError(
                     f"the DuckDB file {self.db_path} is locked by another process: {exc}",
                     fix="close the other DuckDB session writing to it (readers can share the file)",
                 ) from None
-        return duckdb.connect(":memory:")
+        return duckdb.connect(":memory:", config=config)
+
+    def check_read_sql(self, sql: str) -> None:
+        """One statement, and a query: DuckDB's own parser decides (SELECT, WITH, FROM-first, DESCRIBE,
+        SHOW, SUMMARIZE, VALUES, PIVOT inside a SELECT; EXPLAIN of those)."""
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise DataError(f"query failed: {_message(exc)}", fix=_sql_fix(exc)) from None
+        if len(statements) != 1:
+            raise UsageError(
+                f"the SQL holds {len(statements)} statements; a read runs exactly one",
+                fix="run one SELECT per read (split the text at the ';')",
+            )
+        stmt = statements[0]
+        kind = stmt.type
+        if kind == duckdb.StatementType.EXPLAIN:
+            inner = re.sub(r"(?is)^\s*explain\s+(analyze\s+)?", "", stmt.query.strip())
+            inner_types = [s.type for s in duckdb.extract_statements(inner)] if inner != stmt.query else []
+            if inner_types == [duckdb.StatementType.SELECT]:
+                return
+        elif kind == duckdb.StatementType.SELECT:
+            return
+        name = str(kind).rsplit(".", 1)[-1]
+        raise UsageError(
+            f"reads run queries only (SELECT, WITH ... SELECT, DESCRIBE, SHOW); this SQL is a statement of "
+            f"type {name}, which mlstack's local read does not run",
+            fix="write tables with mlstack.data.write() or `mlstack data load FILE TABLE`; for anything "
+            f"else open the DuckDB file with duckdb itself ({self.db_path})",
+        )
 
     def _dataset(self, name: str, version: Version) -> tuple[pads.Dataset, int]:
         """The Arrow dataset of one Delta version.
@@ -307,14 +375,17 @@ class LocalSource(DataSource):
                 lineage.append((name, v))
             reader = con.sql(sql).to_arrow_reader()
         except duckdb.CatalogException as exc:
-            con.close()
             missing = re.search(r"Table with name (\S+) does not exist", str(exc))
             if missing:
+                con.close()
                 raise not_found(missing.group(1), self._all_names(), "the local stack") from None
-            raise DataError(f"query failed: {_first_line(exc)}", fix=_sql_fix(exc)) from None
-        except duckdb.Error as exc:
+            text = _with_position(con, sql, exc)
             con.close()
-            raise DataError(f"query failed: {_first_line(exc)}", fix=_sql_fix(exc)) from None
+            raise DataError(f"query failed: {text}", fix=_sql_fix(exc)) from None
+        except duckdb.Error as exc:
+            text = _with_position(con, sql, exc)
+            con.close()
+            raise DataError(f"query failed: {text}", fix=_sql_fix(exc)) from None
         except BaseException:
             con.close()
             raise
@@ -363,7 +434,21 @@ class LocalSource(DataSource):
         return [s for s in shards if isinstance(s, SqlShard)]
 
     # ---------------------------------------------------------------- writes
+    def table_schema(self, table: str) -> pa.Schema | None:
+        name = self._lake_name(table)
+        if not self._is_lake_table(name):
+            return None
+        try:
+            return pa.schema(DeltaTable(str(self._table_dir(name))).schema().to_arrow())
+        except (DeltaError, pa.ArrowException, TypeError):  # an exotic Delta type: let the write decide
+            return None
+
     def write(self, table: str, data: Any, mode: str = "append") -> WriteResult:
+        """Write a new Delta version of ``table``: all of ``data`` or, when reading it fails, nothing.
+
+        A stream that fails half-way (a bad row in a CSV) commits no version: the table stays as it was, and
+        a table this write was creating leaves no folder behind.
+        """
         m = check_mode(mode)
         name = self._lake_name(table)
         arrow = to_arrow(data)
@@ -371,6 +456,7 @@ class LocalSource(DataSource):
         self.lake_root.mkdir(parents=True, exist_ok=True)
         counted = _Counted(arrow)
         with self._lock:
+            created = not path.exists()
             try:
                 write_deltalake(
                     str(path),
@@ -378,17 +464,43 @@ class LocalSource(DataSource):
                     mode=m,
                     schema_mode="overwrite" if m == "overwrite" else None,
                 )
-            except SchemaMismatchError as exc:
-                have = pa.schema(DeltaTable(str(path)).schema().to_arrow())
-                raise DataError(
-                    f"cannot append to {name!r}: the data's columns do not match the table ({exc})",
-                    fix=f"the table has columns {', '.join(have.names)}; "
-                    "pass mode='overwrite' to replace the table and its schema",
-                ) from None
-            except DeltaError as exc:
-                raise DataError(f"writing Delta table {name!r} failed: {exc}") from None
+            except BaseException as exc:
+                if created:
+                    _remove_uncommitted(path)
+                raise self._write_error(name, path, exc, counted.error) from None
             version = DeltaTable(str(path)).version()
         return WriteResult(name, counted.rows, m, version)
+
+    def _write_error(
+        self, name: str, path: Path, exc: BaseException, source_error: BaseException | None
+    ) -> BaseException:
+        """What a failed write raises: the data's own error when reading it failed, else a DataError."""
+        if isinstance(source_error, MlstackError):
+            return source_error  # e.g. a CSV row that does not parse, with its line and column
+        if source_error is not None:
+            return DataError(
+                f"reading the data to write to {name!r} failed: {_message(source_error).splitlines()[0]}",
+                fix="check the data source; nothing was written",
+            )
+        if isinstance(exc, MlstackError | KeyboardInterrupt | SystemExit | MemoryError):
+            return exc
+        have = ""
+        try:
+            if (path / "_delta_log").is_dir():
+                have = ", ".join(pa.schema(DeltaTable(str(path)).schema().to_arrow()).names)
+        except Exception:  # the table's own schema is only a hint in the message
+            have = ""
+        text = _message(exc).splitlines()[0]
+        if isinstance(exc, SchemaMismatchError) or "Cast error" in text or "Schema error" in text:
+            return DataError(
+                f"cannot append to {name!r}: the data does not match the table's columns ({text})",
+                fix=(f"the table has columns {have}; " if have else "")
+                + "convert the data to the table's types, or pass mode='overwrite' (--mode overwrite) to replace "
+                "the table and its schema",
+            )
+        return DataError(
+            f"writing Delta table {name!r} failed: {text}", fix="nothing was written; retry the write"
+        )
 
     # ---------------------------------------------------------------- health
     def ping(self) -> dict[str, Any]:
@@ -406,11 +518,13 @@ class LocalSource(DataSource):
 
 
 class _Counted:
-    """Count rows as they stream into the writer (a reader can be consumed only once)."""
+    """Count rows as they stream into the writer (a reader can be consumed only once), and keep the error
+    reading them raised: the Delta writer wraps it into its own text, traceback included."""
 
     def __init__(self, data: pa.Table | pa.RecordBatchReader) -> None:
         self.data = data
         self.rows = 0
+        self.error: BaseException | None = None
 
     def source(self) -> pa.Table | pa.RecordBatchReader:
         if isinstance(self.data, pa.Table):
@@ -419,19 +533,59 @@ class _Counted:
         reader = self.data
 
         def gen():  # type: ignore[no-untyped-def]
-            for batch in reader:
-                self.rows += batch.num_rows
-                yield batch
+            try:
+                for batch in reader:
+                    self.rows += batch.num_rows
+                    yield batch
+            except BaseException as exc:
+                self.error = exc
+                raise
 
         return pa.RecordBatchReader.from_batches(reader.schema, gen())
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _remove_uncommitted(path: Path) -> None:
+    """Remove the folder a failed write was creating, unless some writer committed a version into it."""
+    import shutil
+
+    log = path / "_delta_log"
+    if log.is_dir() and any(p.suffix == ".json" for p in log.iterdir()):
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _message(exc: BaseException) -> str:
+    """DuckDB's whole message: its hints (``Candidate bindings``, ``Did you mean``) and the caret under the
+    spot in ``LINE 1: ...`` are the most useful part of it."""
+    text = str(exc).strip("\n").rstrip()
+    return text or type(exc).__name__
+
+
+def _with_position(con: duckdb.DuckDBPyConnection, sql: str, exc: BaseException) -> str:
+    """The error's message with DuckDB's ``LINE 1: ...`` and caret.
+
+    The relational API (``con.sql``) drops the position of bind errors that ``con.execute`` reports; a bind
+    error fails again at bind time, before anything runs, so asking ``execute`` costs nothing.
+    """
+    text = _message(exc)
+    if "\nLINE " in text or not isinstance(exc, duckdb.BinderException | duckdb.CatalogException):
+        return text
+    try:
+        con.execute(sql)
+    except duckdb.Error as again:
+        full = _message(again)
+        if full.startswith(text.splitlines()[0]):
+            return full
+    return text
 
 
 def _sql_fix(exc: BaseException) -> str:
     text = str(exc)
+    if "file system operations are disabled" in text or "external extensions is disabled" in text:
+        return (
+            "reads see the stack's tables only: SQL has no file or network access here; load files with "
+            "`mlstack data load FILE TABLE`"
+        )
     if "read-only" in text:
         return (
             "reads open the DuckDB file read-only; write tables with mlstack.data.write() or "

@@ -26,6 +26,7 @@ import pyarrow as pa
 import snowflake.connector
 from snowflake.connector import errors as sf_errors
 
+from mlstack._redact import redact
 from mlstack.data.base import (
     DataSource,
     Shard,
@@ -33,7 +34,9 @@ from mlstack.data.base import (
     Version,
     WriteResult,
     check_mode,
+    parse_version,
     split_name,
+    timestamp_literal,
     to_arrow,
 )
 from mlstack.errors import (
@@ -58,6 +61,17 @@ CONNECT_TIMEOUT = 10
 _LOGIN_ERRNOS = {250001, 390100, 390101, 390102, 390144, 390318, 394300, 394304}
 
 
+def session_close_options(connector: Any = None) -> dict[str, Any]:
+    """How sessions end on close, set explicitly (connector 5.x warns when it is left to its default).
+
+    mlstack runs no asynchronous queries, so a closed connection logs its session out (``False``) rather
+    than asking the server first whether queries still run on it. Connector 4.x has no such option.
+    """
+    version = str(getattr(connector or snowflake.connector, "__version__", "5"))
+    major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 5
+    return {"enable_server_session_keep_alive_auto_detection": False} if major >= 5 else {}
+
+
 @dataclass
 class SnowflakeShard(Shard):
     """One result batch of a Snowflake query (the connector's ResultBatch, picklable; fetched on read)."""
@@ -80,21 +94,26 @@ def qualified(name: str) -> str:
 
 
 def version_clause(version: Version) -> str:
-    """Time travel: a negative int is seconds ago, a query id is that statement, anything else a timestamp."""
+    """Time travel: a negative int is seconds ago, a query id is that statement, a timestamp that moment.
+
+    The version is parsed (a number, a query id, an ISO timestamp) and rendered from the parsed value; it is
+    never copied into the SQL as text. A timestamp without an offset is read in the session's time zone.
+    """
     if version is None:
         return ""
-    if isinstance(version, int) or (isinstance(version, str) and re.fullmatch(r"-?\d+", version)):
-        seconds = int(version)
-        if seconds > 0:
+    if isinstance(version, str) and _QUERY_ID.fullmatch(version.strip()):
+        return f" AT(STATEMENT => '{version.strip()}')"
+    parsed = parse_version(version, what="a Snowflake version")
+    if isinstance(parsed, int):
+        if parsed > 0:
             raise UsageError(
                 f"a Snowflake version number is seconds in the past (negative), got {version!r}",
                 fix="version=-3600 reads the table as it was an hour ago",
             )
-        return f" AT(OFFSET => {seconds})"
-    text = str(version).strip()
-    if _QUERY_ID.match(text):
-        return f" AT(STATEMENT => '{text}')"
-    return " AT(TIMESTAMP => '" + text.replace("'", "''") + "'::TIMESTAMP_LTZ)"
+        return f" AT(OFFSET => {parsed})"
+    assert parsed is not None
+    kind = "TIMESTAMP_LTZ" if parsed.utcoffset() is None else "TIMESTAMP_TZ"
+    return f" AT(TIMESTAMP => '{timestamp_literal(parsed)}'::{kind})"
 
 
 def arrow_to_snowflake_type(t: pa.DataType) -> str:
@@ -154,10 +173,20 @@ def _schema_from_description(description: Sequence[Any] | None) -> pa.Schema:
 
 
 def translate(exc: BaseException, what: str, *, login: bool = False) -> Exception:
-    """A connector error as an mlstack error with a fix (during login, anything but the network is credentials)."""
+    """A connector error as an mlstack error with a fix (during login, anything but the network is credentials).
+
+    The connector's text passes through the redactor: a syntax error in connections.toml quotes the line it
+    stopped at, which is often the password's.
+    """
     errno = getattr(exc, "errno", None)
     msg = (getattr(exc, "raw_msg", None) or str(exc)).strip()
-    msg = re.sub(r"\s*\(request_id=[^)]*\)", "", msg).strip()
+    msg = redact(re.sub(r"\s*\(request_id=[^)]*\)", "", msg).strip())
+    if re.search(r"(Failed to parse TOML|TOML parse error)", msg, re.I):
+        return ConfigError(
+            f"cannot read the Snowflake connection settings: {msg}",
+            fix="fix connections.toml at the line named above ($SNOWFLAKE_HOME/connections.toml, else "
+            "~/.snowflake/connections.toml; mode 0600)",
+        )
     network = isinstance(exc, OSError) or re.search(r"(connection refused|timed out|resolve host)", msg, re.I)
     if (
         (login and not network)
@@ -237,6 +266,7 @@ class SnowflakeSource(DataSource):
             "role": s.role,
             "application": "mlstack",
             "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+            **session_close_options(),
         }
         # the connector's current names (network_timeout / socket_timeout are deprecated in 5.x)
         login_timeout = self.login_timeout()
@@ -275,7 +305,7 @@ class SnowflakeSource(DataSource):
                     raise translate(exc, "login", login=True) from None
                 except Exception as exc:  # config errors (missing connection entry) have their own types
                     raise CredentialsError(
-                        f"cannot connect to Snowflake: {exc}",
+                        f"cannot connect to Snowflake: {redact(str(exc))}",
                         fix="check the connections.toml entry named by connection_name "
                         "($SNOWFLAKE_HOME/connections.toml, mode 0600)",
                     ) from None

@@ -118,7 +118,10 @@ class Report:
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    from mlstack._redact import redact
+
+    # redacted before lines are joined: a parser's code frame (a password's line) is recognised by its lines
+    text = " ".join(redact(str(exc)).split()) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
 

@@ -101,6 +101,8 @@ def snowflake_findings(section: SnowflakeData, timeout: float, sink: Sink, conne
     major = int(str(getattr(connector, "__version__", "4")).split(".")[0] or 4)
     if major >= 5:
         kw.update(connect_timeout=t, query_timeout=t, request_timeout=t)
+        # said explicitly (5.x warns otherwise): a closed check connection logs its session out
+        kw["enable_server_session_keep_alive_auto_detection"] = False
     else:
         kw.update(network_timeout=t, socket_timeout=t)
     if section.connection_name:
@@ -111,7 +113,9 @@ def snowflake_findings(section: SnowflakeData, timeout: float, sink: Sink, conne
     except Exception as exc:
         text = error_text(exc)
         lowered = text.lower()
-        if any(s in lowered for s in ("password", "authenticat", "jwt", "private key", "credentials")):
+        if "toml" in lowered:
+            fix = "fix the syntax of connections.toml at the line named ($SNOWFLAKE_HOME or ~/.snowflake)"
+        elif any(s in lowered for s in ("password", "authenticat", "jwt", "private key", "credentials")):
             fix = (
                 f"put this user's key pair or password in the [{section.connection_name or 'NAME'}] entry of "
                 "~/.snowflake/connections.toml (mode 0600)"

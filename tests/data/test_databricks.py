@@ -117,7 +117,7 @@ def test_fake_databricks_ping_reports_user_and_warehouse(fake_databricks: FakeDa
 def test_fake_databricks_time_travel_sql_and_the_fake_refusing_it(fake_databricks: FakeDatabricks) -> None:
     src = source(fake_databricks)
     assert src.select_sql("t", ["a"], 3) == "SELECT `a` FROM `workspace`.`default`.`t` VERSION AS OF 3"
-    assert version_clause("2024-01-01") == " TIMESTAMP AS OF '2024-01-01'"
+    assert version_clause("2024-01-01") == " TIMESTAMP AS OF '2024-01-01 00:00:00'"
     src.write("t", {"a": [1]})
     with pytest.raises(DataError):  # the fake has no Delta history; a real warehouse answers this
         src.read_arrow("t", version=0)

@@ -59,10 +59,29 @@ def test_lineage_goes_to_the_run_inputs_file(local: Path, tmp_path: Path) -> Non
 
 def test_a_version_that_does_not_exist_names_the_range(local: Path) -> None:
     mlstack.data.write("s", t(1))
-    with pytest.raises(DataError, match="versions 0 to 0"):
+    with pytest.raises(NotFoundError, match="table 's' has only version 0; there is no version 5") as err:
         mlstack.data.read_arrow("s", version=5)
-    with pytest.raises(UsageError):
+    assert "version=" not in (err.value.fix or "") and "between 0 and 0" not in (err.value.fix or "")
+    mlstack.data.write("s", t(2))
+    with pytest.raises(NotFoundError, match="versions 0 to 1; there is no version 5"):
+        mlstack.data.read_arrow("s", version=5)
+    with pytest.raises(UsageError, match="neither a version number nor a timestamp"):
         mlstack.data.read_arrow("s", version="yesterday")
+
+
+def test_a_timestamp_reads_the_version_current_then(local: Path) -> None:
+    import datetime as dt
+    import time
+
+    mlstack.data.write("s", t(1))
+    time.sleep(0.05)
+    between = dt.datetime.now(dt.UTC)
+    time.sleep(0.05)
+    mlstack.data.write("s", t(2))
+    assert mlstack.data.read_arrow("s", version=between.isoformat()).column("id").to_pylist() == [1]
+    assert sorted(mlstack.data.read_arrow("s", version=dt.datetime.now(dt.UTC)).column("id").to_pylist()) == [1, 2]
+    with pytest.raises(NotFoundError, match="did not exist yet"):
+        mlstack.data.read_arrow("s", version="2001-01-01")
 
 
 def test_version_in_sql_pins_one_or_each_table(local: Path) -> None:
@@ -175,9 +194,9 @@ def test_sql_errors_carry_a_specific_fix(local: Path) -> None:
     db.parent.mkdir(parents=True)
     duckdb.connect(str(db)).close()
     mlstack.data.write("s", t(1))
-    with pytest.raises(DataError) as err:
+    with pytest.raises(UsageError, match="type CREATE") as uerr:
         mlstack.data.read_arrow("create table x as select 1")
-    assert "read-only" in (err.value.fix or "")
+    assert "mlstack.data.write()" in (uerr.value.fix or "") and str(db) in (uerr.value.fix or "")
     with pytest.raises(DataError) as err:
         mlstack.data.read_arrow("select nope from s")
     assert "column names" in (err.value.fix or "")

@@ -98,6 +98,8 @@ class FakesnowServer:
             "port": self.port,
             "protocol": "http",
             "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+            # connector 5.x warns unless told how a closed session ends (as mlstack's own connections do)
+            "enable_server_session_keep_alive_auto_detection": False,
         }
         if database:
             kw["database"] = database
@@ -240,6 +242,7 @@ def write_connections_toml(home: Path, name: str, server: FakesnowServer, **extr
     home.mkdir(parents=True, exist_ok=True)
     fields = {**server.connect_kwargs(), **extra}
     fields.pop("session_parameters", None)
+    fields.pop("enable_server_session_keep_alive_auto_detection", None)
     lines = [f"[{name}]"]
     for k, v in fields.items():
         lines.append(f"{k} = {v}" if isinstance(v, int) else f'{k} = "{v}"')
