@@ -442,8 +442,8 @@ def read_file(path: Path, *, limit: int = MAX_MANIFEST_BYTES) -> str:
         raise ManifestError(
             f"cannot read stack manifest {str(path)!r}: {exc.strerror or exc}", source=str(path)
         ) from None
-    with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fh.fileno()).st_mode
+    try:
+        mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             kind = (
                 "a folder"
@@ -459,7 +459,17 @@ def read_file(path: Path, *, limit: int = MAX_MANIFEST_BYTES) -> str:
                 fix="pass the path of a mlstack.json file",
                 source=str(path),
             )
-        data = fh.read(limit + 1)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise ManifestError(
             f"stack manifest {str(path)!r} is larger than {limit // 1024} KiB; a manifest holds names and "

@@ -109,7 +109,13 @@ def test_reads_still_work_lake_tables_versions_and_the_duckdb_file(
     q = "with s as (select * from sales) select r.name, sum(s.amount) t from s join regions r using (id) group by 1"
     assert mlstack.data.read_arrow(q).to_pylist() == [{"name": "north", "t": 10.0}]
     assert mlstack.data.read_arrow("regions").num_rows == 1  # a native DuckDB table, read-only connection
-    for sql in ("describe sales", "show tables", "summarize sales", "from sales", "explain select * from sales"):
+    for sql in (
+        "describe sales",
+        "show tables",
+        "summarize sales",
+        "from sales",
+        "explain select * from sales",
+    ):
         assert mlstack.data.read_arrow(sql).num_rows > 0, sql
     code, text = cli(capsys, "data", "query", "select sum(amount) as s from sales; ", "--json")
     assert code == 0 and json.loads(text)["rows"] == [{"s": 100.0}]
@@ -164,7 +170,9 @@ def test_more_than_one_statement_or_unclosed_text_is_refused(sql: str) -> None:
 
 
 @pytest.mark.fakesnow
-def test_fakesnow_reads_refuse_writes_and_second_statements(snowflake_connection: SnowflakeConnection) -> None:
+def test_fakesnow_reads_refuse_writes_and_second_statements(
+    snowflake_connection: SnowflakeConnection,
+) -> None:
     from mlstack.data.snowflake import SnowflakeSource
     from mlstack.manifest import SnowflakeData
 
@@ -183,7 +191,9 @@ def test_fakesnow_reads_refuse_writes_and_second_statements(snowflake_connection
             with pytest.raises(UsageError):
                 src.shards(sql)
         assert src.read_arrow("select count(*) as n from keep").column(0).to_pylist() == [2]
-        assert src.read_arrow("with k as (select a from keep) select sum(a) as s from k").column(0).to_pylist() == [3]
+        assert src.read_arrow("with k as (select a from keep) select sum(a) as s from k").column(
+            0
+        ).to_pylist() == [3]
     finally:
         src.close()
 

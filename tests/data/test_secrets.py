@@ -154,7 +154,14 @@ def test_redact_keeps_what_is_not_secret(text: str) -> None:
 
 
 def test_secret_keys() -> None:
-    for key in ("password", "clientSecret", "X-Amz-Security-Token", "PRIVATE-KEY", "api_key", "Authorization"):
+    for key in (
+        "password",
+        "clientSecret",
+        "X-Amz-Security-Token",
+        "PRIVATE-KEY",
+        "api_key",
+        "Authorization",
+    ):
         assert is_secret_key(key), key
     for key in ("passed", "bypass", "token_type", "private_key_file", "connection_name", "user", "author"):
         assert not is_secret_key(key), key
