@@ -10,7 +10,8 @@ in the manifest's Glue database as an external Parquet table.
   any ``version=`` go through Athena (``FOR VERSION AS OF n`` / ``FOR TIMESTAMP AS OF``: Iceberg only).
 - SQL runs in the manifest's Athena workgroup (whose enforced output location and encryption apply), and
   its result pages stream back typed by Athena's column metadata. Athena pages hold 1,000 rows, so large
-  results are better read as tables, or written by the query itself (CTAS/UNLOAD) and read as a table.
+  results are better read as tables, or written by a query run in Athena itself (CTAS/UNLOAD: reads run
+  queries only) and read as a table.
 
 Credentials: the AWS credential chain (environment, ~/.aws, SSO, IRSA on EKS). ``AWS_ENDPOINT_URL`` (or
 ``AWS_ENDPOINT_URL_S3``) points S3 at an S3-compatible endpoint, as boto3 does.
@@ -34,6 +35,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from mlstack._redact import redact
 from mlstack.data.base import (
     DataSource,
     Shard,
@@ -195,7 +197,7 @@ class LakehouseSource(DataSource):
             )
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "")
-            msg = exc.response.get("Error", {}).get("Message", str(exc))
+            msg = redact(str(exc.response.get("Error", {}).get("Message", str(exc))))
             if code in _CRED_CODES:
                 return CredentialsError(
                     f"AWS refused {what}: {code}: {msg}",
@@ -206,9 +208,10 @@ class LakehouseSource(DataSource):
             if code == "InvalidRequestException":
                 return DataError(f"{what} failed: {msg}", fix="check the SQL (Athena/Trino dialect)")
             return BackendError(f"{what} failed: {code}: {msg}")
-        if isinstance(exc, OSError) and "ACCESS_DENIED" in str(exc).upper():
-            return CredentialsError(f"S3 refused {what}: {exc}", fix="check the role's S3 grants")
-        return BackendError(f"{what} failed: {type(exc).__name__}: {exc}")
+        text = redact(str(exc))  # an error of the S3 filesystem or botocore may quote a URL
+        if isinstance(exc, OSError) and "ACCESS_DENIED" in text.upper():
+            return CredentialsError(f"S3 refused {what}: {text}", fix="check the role's S3 grants")
+        return BackendError(f"{what} failed: {type(exc).__name__}: {text}")
 
     # ---------------------------------------------------------------- Athena
     def run_query(self, sql: str, what: str = "query") -> str:

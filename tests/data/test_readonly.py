@@ -230,3 +230,21 @@ def test_fake_databricks_cli_query_refuses_a_write(
     code, text = cli(capsys, "data", "query", "drop table anything", "-m", str(m))
     assert code == 2 and "type DROP" in text and "Traceback" not in text
     mlstack.data.reset()
+
+
+def test_lakehouse_reads_refuse_writes_without_calling_aws() -> None:
+    from mlstack.data.lakehouse import LakehouseSource
+    from mlstack.manifest import LakehouseData
+
+    src = LakehouseSource(
+        LakehouseData(database="ml", workgroup="wg", location="s3://lake-bucket/tables", region="us-east-1")
+    )
+    for sql in (
+        "create table t as select 1",
+        "unload (select 1) to 's3://elsewhere/' with (format = 'PARQUET')",
+        "select 1; drop table t",
+        "select '\\'; drop table t; --'",  # Athena has no backslash escapes: that is two statements
+    ):
+        with pytest.raises(UsageError):
+            src.read(sql)
+    assert src._clients == {}  # refused before any client was made
