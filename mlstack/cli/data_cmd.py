@@ -36,10 +36,10 @@ def _source(manifest: Path | None) -> Any:
     return data.source(load(manifest).manifest)
 
 
-def _version(value: str | None) -> int | str | None:
-    if value is None:
-        return None
-    return int(value) if value.lstrip("-").isdigit() else value
+def _version(value: str | None) -> str | None:
+    """``--version`` as given: the adapter parses it (a number, a timestamp), never the CLI's str.isdigit,
+    which takes '²' for a digit."""
+    return value
 
 
 @data_app.command("query")
@@ -54,7 +54,9 @@ def query(
     version: Annotated[
         str | None,
         typer.Option(
-            "--version", help="Read the table at this version (Delta version, Snowflake timestamp)."
+            "--version",
+            help="Read the table at this version: a number (Delta version; seconds ago on Snowflake, "
+            "negative) or an ISO timestamp (2026-01-01 12:00:00).",
         ),
     ] = None,
     limit: Annotated[

@@ -255,7 +255,12 @@ class LocalSource(DataSource):
         kind = stmt.type
         if kind == duckdb.StatementType.EXPLAIN:
             inner = re.sub(r"(?is)^\s*explain\s+(analyze\s+)?", "", stmt.query.strip())
-            inner_types = [s.type for s in duckdb.extract_statements(inner)] if inner != stmt.query else []
+            try:
+                inner_types = (
+                    [s.type for s in duckdb.extract_statements(inner)] if inner != stmt.query else []
+                )
+            except duckdb.Error:
+                inner_types = []
             if inner_types == [duckdb.StatementType.SELECT]:
                 return
         elif kind == duckdb.StatementType.SELECT:

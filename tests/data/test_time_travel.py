@@ -32,6 +32,7 @@ EVIL = [
     "3 OR 1=1",
     "01b2c3d4-0000-1111-2222-333344445555' --",
     "2024-01-01\n' UNION SELECT 1",
+    "²",  # str.isdigit() says yes, int() says no: once an "unexpected error"
     "x" * 10_000,
 ]
 
@@ -144,7 +145,8 @@ def test_cli_version_option_refuses_the_trick(local_home: Path, capsys: pytest.C
     mlstack.data.reset()
     mlstack.data.write("sales", {"id": [1]})
     capsys.readouterr()
-    code = main(["data", "query", "sales", "--version", EVIL[0]])
-    err = capsys.readouterr().err
-    assert code == 2 and "neither a version number nor a timestamp" in err and "Traceback" not in err
+    for evil in (EVIL[0], "²"):
+        code = main(["data", "query", "sales", "--version", evil])
+        err = capsys.readouterr().err
+        assert code == 2 and "neither a version number nor a timestamp" in err and "Traceback" not in err
     mlstack.data.reset()
