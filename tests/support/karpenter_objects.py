@@ -149,13 +149,11 @@ def jobset(name: str = "train", *, nodes: int = 4, gpus: int = 8, image: str = "
         {"name": "WORLD_SIZE", "value": str(nodes)},
         {"name": "MLSTACK_NODES", "value": str(nodes)},
         {"name": "LOCAL_WORLD_SIZE", "value": "1"},
-        {
-            "name": "NODE_RANK",
-            "valueFrom": {
-                "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
-            },
-        },
     ]
+    # one process per pod: the node rank is the global rank (the Indexed Job's completion index)
+    index = {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
+    env += [{"name": n, "valueFrom": dict(index)} for n in ("NODE_RANK", "RANK", "MLSTACK_NODE_RANK")]
+    env.append({"name": "LOCAL_RANK", "value": "0"})
     pod = {
         "spec": {
             "restartPolicy": "Never",
