@@ -20,7 +20,7 @@ import datetime as dt
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,7 +315,7 @@ class LocalSource(DataSource):
             except duckdb.Error as exc:
                 con.close()
                 raise DataError(f"reading {lake!r} failed: {exc}") from None
-            return batches_then(reader, con.close), [(lake, None)]
+            return batches_then(_failing_as_data_error(reader), con.close), [(lake, None)]
         raise not_found(lake, self._all_names(), f"the local stack ({self.lake_root} and {self.db_path})")
 
     @staticmethod
@@ -398,7 +398,7 @@ class LocalSource(DataSource):
             lineage += [(n.lower(), None) for n in names if n.lower() not in lake]
         else:
             lineage = []  # unknown: let the generic fallback record the SQL text
-        return batches_then(reader, con.close), (lineage or None)
+        return batches_then(_failing_as_data_error(reader), con.close), (lineage or None)
 
     def select_sql(self, table: str, columns: Sequence[str] | None, version: Version) -> str:
         cols = ", ".join(self.quote(c) for c in columns) if columns else "*"
@@ -559,6 +559,19 @@ def _remove_uncommitted(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _failing_as_data_error(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """DuckDB runs a query as it is read: an error half-way (a cast that fails on row 3 million) surfaces from
+    the Arrow stream as an OSError; it becomes the DataError it would have been at the start."""
+
+    def gen() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            raise DataError(f"query failed: {_message(exc)}", fix=_sql_fix(exc)) from None
+
+    return pa.RecordBatchReader.from_batches(reader.schema, gen())
+
+
 def _message(exc: BaseException) -> str:
     """DuckDB's whole message: its hints (``Candidate bindings``, ``Did you mean``) and the caret under the
     spot in ``LINE 1: ...`` are the most useful part of it."""
@@ -598,4 +611,8 @@ def _sql_fix(exc: BaseException) -> str:
         )
     if isinstance(exc, duckdb.BinderException | duckdb.CatalogException):
         return "check the table and column names (`mlstack data tables` lists the tables)"
+    if isinstance(exc, duckdb.ConversionException) or text.startswith("Conversion Error"):
+        return (
+            "check the casts in the query and the values they meet (TRY_CAST gives NULL instead of failing)"
+        )
     return "check the SQL syntax (DuckDB dialect)"

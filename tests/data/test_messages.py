@@ -103,3 +103,20 @@ def test_fakesnow_connections_raise_no_future_warning(snowflake_connection: Snow
         assert sink.close()
     future = [w for w in seen if issubclass(w.category, FutureWarning)]
     assert not future, [str(w.message)[:120] for w in future]
+
+
+def test_an_error_half_way_through_a_query_is_a_data_error(
+    local_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DuckDB runs a query as the stream is read: a cast failing on the last row used to surface from the
+    Arrow stream as an OSError, an "unexpected error"."""
+    import pyarrow as pa
+
+    mlstack.data.reset()
+    rows = 3_000_000
+    mlstack.data.write("big", pa.table({"id": pa.array(range(rows), pa.int64())}))
+    sql = f"select case when id = {rows - 1} then 'x'::varchar::int else id end as v from big"
+    code, err = err_of(capsys, "data", "query", sql)
+    assert code == 1 and "Could not convert string 'x'" in err
+    assert "unexpected error" not in err and "TRY_CAST" in err
+    mlstack.data.reset()
