@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from mlstack._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
-    from mlstack import artifacts, card, data, errors, manifest, pipeline, run
+    from mlstack import artifacts, card, data, errors, manifest, pipeline, run, runs
 
 __all__ = [
     "Pipeline",
@@ -26,10 +26,11 @@ __all__ = [
     "manifest",
     "pipeline",
     "run",
+    "runs",
     "step",
 ]
 
-_SUBMODULES = {"artifacts", "card", "data", "errors", "manifest", "pipeline", "run", "registry"}
+_SUBMODULES = {"artifacts", "card", "data", "errors", "manifest", "pipeline", "run", "runs", "registry"}
 # names re-exported from submodules, resolved lazily
 _ATTRS = {"step": "mlstack.pipeline", "Pipeline": "mlstack.pipeline", "Schedule": "mlstack.pipeline"}
 

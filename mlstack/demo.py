@@ -65,14 +65,25 @@ def run_demo(home: Path | None, *, json_out: bool = False) -> dict[str, Any]:
     from mlstack.pipeline.local import LocalRunner
 
     pipe = load(example_path())
-    result = LocalRunner(res.manifest, home=str(res.home)).run(pipe)
-    report["run"] = result.to_dict()
-    if not json_out:
-        print_table(
-            f"run {result.run_id}: {result.status} in {result.seconds:.1f}s",
-            ["step", "status", "seconds"],
-            [(s.label, s.status, f"{s.seconds:.2f}") for s in result.steps],
+    runner = LocalRunner(res.manifest, home=str(res.home))
+    if json_out:
+        result = runner.run(pipe)
+    else:
+        from mlstack.cli._runview import RunView, print_summary
+
+        view = RunView(f"pipeline {pipe.name}: {len(pipe.steps)} steps, local")
+        with view:
+            result = runner.run(pipe, on_event=view)
+        print_summary(
+            run_id=result.run_id,
+            status=result.status,
+            seconds=result.seconds,
+            steps=result.steps,
+            outputs=result.outputs,
+            table=not view.live,
+            errors=result.record_errors,
         )
+    report["run"] = result.to_dict()
     if not result.ok:
         if json_out:
             import typer
@@ -118,7 +129,9 @@ def run_demo(home: Path | None, *, json_out: bool = False) -> dict[str, Any]:
     )
     console.print(report["model"]["lineage"], markup=False)
     console.print(
-        f"\nNext: mlstack artifacts show {v.name}:production; "
-        f"mlstack run {example_path()} --local -p threshold=0.8; mlstack render {example_path()} --argo"
+        f"\nNext: mlstack runs show latest (this run: params, each step's result, what it read and wrote); "
+        f"mlstack artifacts show {v.name}:production; "
+        f"mlstack run {example_path()} --local -p threshold=0.8; mlstack render {example_path()} --argo",
+        markup=False,
     )
     return report

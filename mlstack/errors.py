@@ -92,6 +92,12 @@ class ArtifactNotFound(NotFoundError):
     headline = "artifact not found"
 
 
+class RunNotFound(NotFoundError):
+    """No run record with that id (or no run at all for ``latest``)."""
+
+    headline = "run not found"
+
+
 class IntegrityError(MlstackError):
     """Stored bytes do not match their recorded digest: never returned silently."""
 

@@ -58,11 +58,18 @@ def instance_types() -> dict[str, InstanceType]:
         fam = family_of(name)
         q = fam_quota.get(fam, {})
         out[name] = InstanceType(
-            name=name, family=fam, vcpus=int(spec["vcpus"]), memory_gib=float(spec["memory_gib"]),
-            gpus=int(spec.get("gpus") or 0), gpu_model=spec.get("gpu_model"),
-            gpu_memory_gib=spec.get("gpu_memory_gib"), hourly_usd=spec.get("hourly_usd"),
-            price_valid_as_of=spec.get("price_valid_as_of"), hourly_usd_us_west_2=spec.get("hourly_usd_us_west_2"),
-            quota_on_demand=q.get("on_demand"), quota_spot=q.get("spot"),
+            name=name,
+            family=fam,
+            vcpus=int(spec["vcpus"]),
+            memory_gib=float(spec["memory_gib"]),
+            gpus=int(spec.get("gpus") or 0),
+            gpu_model=spec.get("gpu_model"),
+            gpu_memory_gib=spec.get("gpu_memory_gib"),
+            hourly_usd=spec.get("hourly_usd"),
+            price_valid_as_of=spec.get("price_valid_as_of"),
+            hourly_usd_us_west_2=spec.get("hourly_usd_us_west_2"),
+            quota_on_demand=q.get("on_demand"),
+            quota_spot=q.get("spot"),
         )
     return out
 
@@ -82,7 +89,13 @@ def quota_codes() -> dict[str, Any]:
 
 def eks_hourly(extended_support: bool = False) -> float:
     eks = table()["eks"]
-    return float(eks["cluster_hourly_usd_extended_support" if extended_support else "cluster_hourly_usd_standard_support"])
+    return float(
+        eks[
+            "cluster_hourly_usd_extended_support"
+            if extended_support
+            else "cluster_hourly_usd_standard_support"
+        ]
+    )
 
 
 def nat_hourly() -> float:
@@ -90,11 +103,31 @@ def nat_hourly() -> float:
 
 
 _SF_SIZES = {
-    "XSMALL": "X-Small", "XS": "X-Small", "SMALL": "Small", "S": "Small", "MEDIUM": "Medium", "M": "Medium",
-    "LARGE": "Large", "L": "Large", "XLARGE": "X-Large", "XL": "X-Large", "XXLARGE": "2X-Large",
-    "2XLARGE": "2X-Large", "2XL": "2X-Large", "XXXLARGE": "3X-Large", "3XLARGE": "3X-Large", "3XL": "3X-Large",
-    "X4LARGE": "4X-Large", "4XLARGE": "4X-Large", "4XL": "4X-Large", "X5LARGE": "5X-Large", "5XLARGE": "5X-Large",
-    "5XL": "5X-Large", "X6LARGE": "6X-Large", "6XLARGE": "6X-Large", "6XL": "6X-Large",
+    "XSMALL": "X-Small",
+    "XS": "X-Small",
+    "SMALL": "Small",
+    "S": "Small",
+    "MEDIUM": "Medium",
+    "M": "Medium",
+    "LARGE": "Large",
+    "L": "Large",
+    "XLARGE": "X-Large",
+    "XL": "X-Large",
+    "XXLARGE": "2X-Large",
+    "2XLARGE": "2X-Large",
+    "2XL": "2X-Large",
+    "XXXLARGE": "3X-Large",
+    "3XLARGE": "3X-Large",
+    "3XL": "3X-Large",
+    "X4LARGE": "4X-Large",
+    "4XLARGE": "4X-Large",
+    "4XL": "4X-Large",
+    "X5LARGE": "5X-Large",
+    "5XLARGE": "5X-Large",
+    "5XL": "5X-Large",
+    "X6LARGE": "6X-Large",
+    "6XLARGE": "6X-Large",
+    "6XL": "6X-Large",
 }
 
 

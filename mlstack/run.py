@@ -94,6 +94,8 @@ class Run:
         self.step = os.environ.get(STEP_VAR)
         self.pipeline = os.environ.get(PIPELINE_VAR)
         self._inputs: dict[tuple[str, str, str | None], Input] = {}
+        self._seeded: set[tuple[str, str, str | None]] = set()  # upstream reads handed down, not this step's
+        self._outputs: dict[tuple[str, ...], dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def record_input(
@@ -109,6 +111,42 @@ class Run:
                 # O_APPEND writes of one short line are atomic between the steps of a run
                 with open(self.inputs_file, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(item.to_dict(), sort_keys=True) + "\n")
+
+    def seed_input(
+        self, type: str, name: str, version: str | None = None, *, source: str | None = None
+    ) -> None:
+        """Record a read an upstream step made (lineage handed down), not counted as this step's own read."""
+        self.record_input(type, name, version, source=source)
+        with self._lock:
+            self._seeded.add((type, name, None if version is None else str(version)))
+
+    def own_inputs(self) -> list[Input]:
+        """What this process itself read (not what upstream steps handed down)."""
+        with self._lock:
+            return [v for k, v in self._inputs.items() if k not in self._seeded]
+
+    def record_output(self, type: str, name: str, version: str | None = None, **fields: Any) -> None:
+        """Record something this process wrote or decided: an artifact version, a table write, an alias move
+        (or a gate's decision not to move one). The run record lists them under the step."""
+        entry = {"type": type, "name": name, "version": None if version is None else str(version)}
+        entry.update({k: v for k, v in fields.items() if v is not None})
+        key: tuple[str, ...] = (type, name, str(entry.get("alias", "")), str(entry["version"]))
+        with self._lock:
+            if type == "table":  # several writes of one table: one entry, the last version and the row total
+                key = (type, name)
+                prev = self._outputs.get(key)
+                if (
+                    prev is not None
+                    and isinstance(prev.get("rows"), int)
+                    and isinstance(entry.get("rows"), int)
+                ):
+                    entry["rows"] = prev["rows"] + entry["rows"]
+            self._outputs[key] = {**self._outputs.get(key, {}), **entry}
+
+    def outputs(self) -> list[dict[str, Any]]:
+        """Everything recorded with :meth:`record_output`, in order."""
+        with self._lock:
+            return [dict(v) for v in self._outputs.values()]
 
     def inputs(self) -> list[Input]:
         """Everything this run read so far, including other steps' reads when they share the inputs file."""
@@ -162,3 +200,7 @@ def start(run_id: str | None = None, inputs_file: str | None = None) -> Run:
 
 def record_input(type: str, name: str, version: str | None = None, **kw: Any) -> None:
     current().record_input(type, name, version, **kw)
+
+
+def record_output(type: str, name: str, version: str | None = None, **fields: Any) -> None:
+    current().record_output(type, name, version, **fields)

@@ -98,8 +98,14 @@ def evaluate(train: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
 
     best = max(train, key=lambda r: r["auc"])
     promoted = best["auc"] >= threshold
-    if promoted:
-        artifacts.set_alias(MODEL, best["version"], "production")
+    # the gate: the run's record and summary say whether production moved, and why
+    artifacts.promote(
+        MODEL,
+        best["version"],
+        "production",
+        when=promoted,
+        reason=f"AUC {best['auc']:.3f} {'>=' if promoted else '<'} threshold {threshold}",
+    )
     return {
         "model": MODEL,
         "version": best["version"],

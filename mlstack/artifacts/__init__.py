@@ -35,6 +35,7 @@ __all__ = [
     "load",
     "ls",
     "parse_ref",
+    "promote",
     "put",
     "set_alias",
     "show",
@@ -106,6 +107,40 @@ def ls(name: str | None = None) -> list[Version]:
 def set_alias(name: str, version: int | str | Version, alias: str) -> Version:
     """Move ``name:alias`` to ``version`` (compare-and-swap; never onto a missing version)."""
     return store().set_alias(name, version, alias)
+
+
+def promote(
+    name: str, version: int | str | Version, alias: str, *, when: bool = True, reason: str | None = None
+) -> Version | None:
+    """A gate: move ``name:alias`` to ``version`` only ``when`` it holds; either way the run's record (and the
+    end of ``mlstack run``) says what was decided, and ``reason`` says why. Returns the Version, or None when
+    the gate kept the alias where it was.
+
+        artifacts.promote("churn-model", best, "production", when=auc >= threshold,
+                          reason=f"AUC {auc:.3f} vs threshold {threshold}")
+    """
+    from mlstack import run as _run
+
+    number = version.version if isinstance(version, Version) else version
+    if when:
+        v = set_alias(name, number, alias)
+        _run.record_output("alias", name, str(v.version), alias=alias, moved=True, reason=reason)
+        return v
+    current = None
+    try:
+        current = store().resolve(f"{name}:{alias}").version
+    except Exception:  # no such alias (or artifact) yet: nothing to keep
+        current = None
+    _run.record_output(
+        "alias",
+        name,
+        str(number),
+        alias=alias,
+        moved=False,
+        reason=reason,
+        current=None if current is None else str(current),
+    )
+    return None
 
 
 def lineage_text(version: str | Version, depth: int = 3) -> str:

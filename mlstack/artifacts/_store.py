@@ -348,6 +348,10 @@ class ArtifactStore:
                 latest.version if latest else 0,
             )
         unchanged = v.unchanged
+        # the run record lists what each step wrote (mlstack.runs)
+        r.record_output(
+            "artifact", name, str(v.version), digest=f"sha256:{v.digest}", unchanged=unchanged or None
+        )
         out = self.set_alias(name, v.version, alias) if alias is not None else _with_aliases(v, [])
         out.unchanged = unchanged
         return out
@@ -444,11 +448,13 @@ class ArtifactStore:
         from mlstack import run as _run
 
         put_id = uuid.uuid4().hex
+        previous: int | None = None
         for attempt in range(MAX_ATTEMPTS):
             cur = self.backend.read_doc(key)
             history: list[dict[str, Any]] = []
             if cur is not None:
                 d = json.loads(cur[0])
+                previous = d.get("version") if d.get("put_id") != put_id else previous
                 if attempt and d.get("put_id") == put_id:
                     break  # our write landed; only its response was lost
                 history = [
@@ -475,6 +481,14 @@ class ArtifactStore:
                 f"could not move alias {name}:{alias} after {MAX_ATTEMPTS} attempts (heavy contention)",
                 fix="retry the alias move",
             )
+        _run.record_output(
+            "alias",
+            name,
+            str(target.version),
+            alias=alias,
+            moved=True,
+            previous=None if previous is None else str(previous),
+        )
         aliases = [a for a, n in self.aliases(name).items() if n == target.version]
         return _with_aliases(target, aliases)
 

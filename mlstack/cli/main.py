@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "mlstack.cli.data_cmd",  # data ...
     "mlstack.cli.pipeline_cmd",  # run, render
     "mlstack.cli.schedule_cmd",  # schedule PATH, schedule ls, schedule rm
+    "mlstack.cli.runs_cmd",  # runs ls|show|logs
     "mlstack.cli.plan_cmd",  # plan
     "mlstack.cli.deploy_cmd",  # up, preview, destroy, outputs
     "mlstack.cli.doctor_cmd",  # doctor

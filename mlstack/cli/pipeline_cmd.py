@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from mlstack.cli._common import JsonOpt, ManifestOpt, console, emit_json, err_console, parse_kv, print_table
+from mlstack.cli._common import JsonOpt, ManifestOpt, console, emit_json, err_console, parse_kv
 
 PathArg = Annotated[Path, typer.Argument(help="A pipeline file, or a folder holding pipeline.py.")]
 ParamOpt = Annotated[
@@ -32,6 +32,19 @@ def run(
     local: Annotated[bool, typer.Option("--local", help="Run the steps as local subprocesses.")] = False,
     argo: Annotated[bool, typer.Option("--argo", help="Submit to the stack's Argo server.")] = False,
     param: ParamOpt = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="RUN",
+            help="Reuse what succeeded in RUN (an id or `latest`) with the same code and inputs; "
+            "run the rest.",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Run @step(cache=True) steps even when a cached result matches."),
+    ] = False,
     max_parallel: Annotated[
         int | None, typer.Option("--max-parallel", min=1, help="Local: steps at once. Default: the cores.")
     ] = None,
@@ -39,7 +52,10 @@ def run(
     manifest_path: ManifestOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a pipeline: locally (default on the local stack) or on Argo (default when the stack has Argo)."""
+    """Run a pipeline: locally (default on the local stack) or on Argo (default when the stack has Argo).
+
+    Every run is recorded in the stack's artifact store: `mlstack runs ls`, `mlstack runs show latest`.
+    """
     from mlstack.errors import UsageError
     from mlstack.pipeline import load
 
@@ -65,18 +81,18 @@ def run(
                     markup=False,
                 )
         return
+    from mlstack.cli._runview import RunView, print_summary
     from mlstack.pipeline.local import LocalRunner
 
-    if not json_out:
-        console.print(f"Running pipeline [bold]{pipe.name}[/] locally ({len(pipe.steps)} steps)")
-        if pipe.schedule is not None:
-            console.print(
-                f"  schedule {pipe.schedule.describe()}: not applied here, the local stack has no scheduler "
-                f"(`mlstack schedule {path}` on a stack with Argo)",
-                markup=False,
-            )
-    result = LocalRunner(loaded.manifest, max_parallel=max_parallel).run(pipe, params)
+    if not json_out and pipe.schedule is not None:
+        console.print(
+            f"schedule {pipe.schedule.describe()}: not applied here, the local stack has no scheduler "
+            f"(`mlstack schedule {path}` on a stack with Argo)",
+            markup=False,
+        )
+    runner = LocalRunner(loaded.manifest, max_parallel=max_parallel)
     if json_out:
+        result = runner.run(pipe, params, resume=resume, cache=not no_cache)
         # one JSON document on stdout, failed or not: the error rides in it
         from mlstack.errors import MlstackError
 
@@ -90,12 +106,22 @@ def run(
             raise typer.Exit(exc.exit_code) from None
         emit_json(doc)
         return
-    print_table(
-        f"run {result.run_id}: {result.status} in {result.seconds:.1f}s",
-        ["step", "status", "exit", "seconds", "attempts"],
-        [(s.label, s.status, s.exit_code, f"{s.seconds:.2f}", s.attempts) for s in result.steps],
+    title = f"pipeline {pipe.name}: {len(pipe.steps)} steps, local" + (
+        f", resuming {resume}" if resume else ""
     )
-    console.print(f"Logs and results: {result.run_dir}/steps/")
+    view = RunView(title)
+    with view:
+        result = runner.run(pipe, params, resume=resume, cache=not no_cache, on_event=view)
+    print_summary(
+        run_id=result.run_id,
+        status=result.status,
+        seconds=result.seconds,
+        steps=result.steps,
+        outputs=result.outputs,
+        resumed_from=result.resumed_from,
+        table=not view.live,
+        errors=result.record_errors,
+    )
     result.raise_for_status()  # a failed step: message with its log tail, exit 1
 
 

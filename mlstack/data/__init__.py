@@ -115,7 +115,11 @@ def read_pandas(
 
 def write(table: str, data: Any, mode: str = "append") -> WriteResult:
     """Write Arrow or pandas ``data`` to ``table`` (created if missing); ``mode`` is append or overwrite."""
-    return source().write(table, data, mode=mode)
+    res = source().write(table, data, mode=mode)
+    from mlstack import run as _run
+
+    _run.record_output("table", res.table, res.version, rows=res.rows, mode=res.mode)  # for the run record
+    return res
 
 
 def tables() -> list[TableInfo]:

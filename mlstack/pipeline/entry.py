@@ -144,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             d = step_dir(Path(ns.run_dir), ns.step, ns.index)
             d.mkdir(parents=True, exist_ok=True)
             (d / NO_RETRY).write_text(type(exc).__name__)
+        _failed_meta(ns)
         return 1
     except Exception:
         traceback.print_exc()
+        _failed_meta(ns)
         return 1
     if os.environ.get("MLSTACK_NODE_RANK", "0") != "0":
         pass  # a multi-node step's result is node rank 0's; the other workers only took part
@@ -159,10 +161,72 @@ def main(argv: list[str] | None = None) -> int:
         with open(tmp, "wb") as fh:
             pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, d / "output.pkl")
-        meta = {"length": len(result) if isinstance(result, list | tuple) else None}
-        (d / "meta.json").write_text(json.dumps(meta))
+        write_meta(d, result)
     print(f"[mlstack] step {s.name} done in {time.time() - started:.2f}s", flush=True)
     return 0
+
+
+PREVIEW = 160
+
+
+def preview(value: Any) -> str:
+    """A short one-line rendering of a result, for tables and summaries."""
+    try:
+        text = json.dumps(_rounded(value), default=repr)
+    except (TypeError, ValueError):
+        text = repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= PREVIEW else text[: PREVIEW - 1] + "…"
+
+
+def _rounded(v: Any, depth: int = 0) -> Any:
+    """Floats to 4 significant digits, for previews only."""
+    if isinstance(v, float):
+        return float(f"{v:.4g}")
+    if depth > 4:
+        return v
+    if isinstance(v, dict):
+        return {k: _rounded(x, depth + 1) for k, x in list(v.items())[:50]}
+    if isinstance(v, list | tuple):
+        return [_rounded(x, depth + 1) for x in list(v)[:50]]
+    return v
+
+
+def write_meta(d: Path, result: Any, *, failed: bool = False) -> None:
+    """``meta.json`` for the runner: the result's length (fan-out), preview and JSON form (``result.json``,
+    when it has one), and what this step read and wrote (for the run record)."""
+    from mlstack import run
+
+    r = run.current()
+    meta: dict[str, Any] = {
+        "reads": [i.to_dict() for i in r.own_inputs()],
+        "writes": r.outputs(),
+    }
+    if not failed:
+        meta["length"] = len(result) if isinstance(result, list | tuple) else None
+        meta["preview"] = preview(result)
+        try:
+            text = json.dumps(result, allow_nan=True)
+        except (TypeError, ValueError):
+            text = None
+        if text is not None:
+            (d / "result.json").write_text(text)
+        meta["json"] = text is not None
+    tmp = d / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, default=str))
+    os.replace(tmp, d / "meta.json")
+
+
+def _failed_meta(ns: argparse.Namespace) -> None:
+    """A failed step may have written artifacts or tables before it failed: keep them in the record."""
+    if ns.argo or not ns.run_dir:
+        return
+    try:
+        d = step_dir(Path(ns.run_dir), ns.step, ns.index)
+        d.mkdir(parents=True, exist_ok=True)
+        write_meta(d, None, failed=True)
+    except Exception:  # never mask the step's own error
+        pass
 
 
 def _seed_lineage(entries: list[str]) -> None:
@@ -187,7 +251,7 @@ def _seed_lineage(entries: list[str]) -> None:
             elif isinstance(x, list):
                 stack.extend(x)
             elif isinstance(x, dict) and "type" in x and "name" in x:
-                r.record_input(x["type"], x["name"], x.get("version"), source=x.get("source"))
+                r.seed_input(x["type"], x["name"], x.get("version"), source=x.get("source"))
 
 
 def _write_argo_outputs(out: Path, result: Any) -> None:

@@ -60,6 +60,7 @@ class Step:
         env: Mapping[str, str] | None = None,
         nodes: int = 1,
         run_as_root: bool = False,
+        cache: bool = False,
     ) -> None:
         self.func = func
         self.name = name or func.__name__
@@ -86,6 +87,8 @@ class Step:
             problems.append(f"timeout={timeout!r}: seconds, a whole number > 0")
         if not isinstance(run_as_root, bool):
             problems.append(f"run_as_root={run_as_root!r}: True or False")
+        if not isinstance(cache, bool):
+            problems.append(f"cache={cache!r}: True or False")
         if problems:
             raise UsageError(
                 f"step {self.name!r}: " + "; ".join(problems), fix="correct the @step(...) arguments above"
@@ -101,6 +104,8 @@ class Step:
         # on Argo the step's pod runs as uid 0 with a writable root filesystem (mlstack.pipeline.security);
         # off by default, and a restricted jobs namespace refuses it
         self.run_as_root = run_as_root
+        # reuse a result across runs when code, inputs, params and image match (docs/pipelines.md: Cache)
+        self.cache = cache
         sig = inspect.signature(func)
         self.arg_names = [
             p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
@@ -123,8 +128,9 @@ def step(func: Callable[..., Any] | None = None, **options: Any) -> Any:
 
     Options: ``gpus``, ``cpu``, ``memory``, ``image``, ``after``, ``foreach``, ``retries``, ``timeout``
     (seconds), ``env``, ``nodes`` (multi-node: that many workers with torchrun's environment, see
-    :mod:`mlstack.pipeline.multinode`; ``gpus`` is per node), ``name`` and ``run_as_root`` (Argo only: run
-    this step's pod as root with a writable root filesystem instead of the non-root, read-only default; see
+    :mod:`mlstack.pipeline.multinode`; ``gpus`` is per node), ``cache`` (reuse a result across runs when
+    code, inputs, params and image match), ``name`` and ``run_as_root`` (Argo only: run this step's pod as
+    root with a writable root filesystem instead of the non-root, read-only default; see
     :mod:`mlstack.pipeline.security`).
     """
     if func is not None:

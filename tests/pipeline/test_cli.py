@@ -99,3 +99,26 @@ def test_demo_json_runs_the_churn_pipeline_end_to_end(tmp_path) -> None:
     assert ev["promoted"] == (ev["auc"] >= ev["threshold"])
     assert ("production" in model["aliases"]) == ev["promoted"]
     assert "churn_customers" in model["lineage"]
+    # the run is recorded: `runs show latest --json` holds the evaluate step's result
+    shown = _cli(["runs", "show", "latest", "--json"], cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["id"] == report["run"]["run_id"] and doc["status"] == "succeeded"
+    evaluate = next(s for s in doc["steps"] if s["name"] == "evaluate")
+    assert evaluate["result"] == ev
+    gate = [o for o in doc["outputs"] if o["type"] == "alias"]
+    assert [(o["alias"], o["moved"]) for o in gate] == [("production", ev["promoted"])]
+
+    # a run whose gate says no: the end of `mlstack run` says so plainly, with results and what was written
+    res = _cli(["run", str(REPO / "examples" / "churn"), "--local", "-p", "threshold=0.999"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout
+    assert "evaluate  succeeded" in out  # piped: one line per state change
+    assert "churn-model:production NOT moved to version" in out and "threshold 0.999" in out
+    assert "Artifacts written:" in out and "churn-model@" in out and '"promoted": false' in out
+    assert "mlstack runs show " in out
+    latest = json.loads(_cli(["runs", "show", "latest", "--json"], cwd=tmp_path).stdout)
+    evaluate = next(s for s in latest["steps"] if s["name"] == "evaluate")
+    assert evaluate["result"]["promoted"] is False and evaluate["result"]["threshold"] == 0.999
+    # no --resume and no cached steps: every step ran
+    assert [s["status"] for s in latest["steps"]] == ["succeeded"] * 6
