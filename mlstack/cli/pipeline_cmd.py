@@ -49,6 +49,9 @@ def run(
         int | None, typer.Option("--max-parallel", min=1, help="Local: steps at once. Default: the cores.")
     ] = None,
     image: ImageOpt = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Argo: submit and return, without following the workflow.")
+    ] = False,
     manifest_path: ManifestOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -67,19 +70,16 @@ def run(
     pipe.resolve_params(params)  # a bad -p is a usage error before anything starts
     where = "argo" if argo else "local" if local else loaded.manifest.orchestrator.kind
     if where == "argo":
-        from mlstack.pipeline.argo import ArgoRunner
-
-        info = ArgoRunner(loaded.manifest).submit(pipe, params, image=image)
-        if json_out:
-            emit_json(info)
-        else:
-            console.print(f"Submitted [bold]{info['workflow']}[/] from WorkflowTemplate {info['template']}")
-            console.print(f"  {info['url']}")
-            if pipe.schedule is not None:
-                console.print(
-                    f"  its schedule ({pipe.schedule.describe()}) is applied by `mlstack schedule {path}`",
-                    markup=False,
-                )
+        _run_argo(
+            pipe,
+            params,
+            loaded.manifest,
+            image=image,
+            resume=resume,
+            no_cache=no_cache,
+            detach=detach,
+            json_out=json_out,
+        )
         return
     from mlstack.cli._runview import RunView, print_summary
     from mlstack.pipeline.local import LocalRunner
@@ -123,6 +123,165 @@ def run(
         errors=result.record_errors,
     )
     result.raise_for_status()  # a failed step: message with its log tail, exit 1
+
+
+def _run_argo(
+    pipe,
+    params,
+    manifest,
+    *,
+    image: str | None,
+    resume: str | None,
+    no_cache: bool,
+    detach: bool,
+    json_out: bool,
+) -> None:
+    """Submit, record the run, then follow it from the Argo server API until it ends (Ctrl-C: stop following)."""
+    from mlstack.pipeline import argo_follow
+    from mlstack.pipeline.argo import ArgoRunner
+
+    runner = ArgoRunner(manifest)
+    if resume:
+        from mlstack.runs._client import get_run
+
+        resume = get_run(resume, pipe.name if resume == "latest" else None, manifest=manifest).id
+    info = runner.submit(pipe, params, image=image, resume=resume, no_cache=no_cache)
+    problem = _record_submitted(pipe, params, manifest, info, resume)
+    if not json_out:
+        console.print(f"Submitted {info['workflow']} from WorkflowTemplate {info['template']}", markup=False)
+        console.print(f"  {info['url']}", markup=False)
+        if problem:
+            err_console.print(f"warning: {problem}", markup=False)
+        if pipe.schedule is not None:
+            console.print(
+                f"  its schedule ({pipe.schedule.describe()}) is applied by `mlstack schedule {pipe.source}`",
+                markup=False,
+            )
+    if detach:
+        if json_out:
+            emit_json(info)
+        else:
+            console.print(
+                f"Follow it: mlstack runs show {info['workflow']}; mlstack runs logs {info['workflow']} -f",
+                markup=False,
+            )
+        return
+    from mlstack.cli._runview import RunView, print_summary
+
+    view = (
+        None
+        if json_out
+        else RunView(f"pipeline {pipe.name}: {len(pipe.steps)} steps, argo {info['workflow']}")
+    )
+    if view is not None:
+        with view:
+            wf, steps, finished = argo_follow.follow(runner, pipe, info["namespace"], info["workflow"], view)
+    else:
+        wf, steps, finished = argo_follow.follow(
+            runner, pipe, info["namespace"], info["workflow"], lambda *_: None
+        )
+    phase = (wf.get("status") or {}).get("phase") or "Running"
+    if not finished:
+        err_console.print(
+            f"stopped following; workflow {info['workflow']} keeps running ({phase}). "
+            f"Later: mlstack runs show {info['workflow']}",
+            markup=False,
+        )
+        if json_out:
+            emit_json({**info, "status": "running", "following": False})
+        return
+    outputs: list = []
+    shown = steps
+    try:
+        from mlstack.runs._client import get_run
+
+        rec = get_run(info["workflow"], manifest=manifest)
+        outputs = rec.outputs
+        flat = rec.steps.flat()
+        recorded = {s.label for s in flat if s.doc}
+        # the pods' records carry results and reuse; use them when they cover every step that ran
+        if recorded and all(st.label in recorded for st in steps if st.status not in ("pending", "skipped")):
+            shown = flat
+    except Exception as exc:  # the store may not be reachable from here: the server's view still stands
+        err_console.print(
+            f"note: the run record could not be read ({exc}); results from the Argo server", markup=False
+        )
+    status = {"Succeeded": "succeeded"}.get(phase, "failed")
+    started, ended = (wf.get("status") or {}).get("startedAt"), (wf.get("status") or {}).get("finishedAt")
+    seconds = (argo_follow._ts(ended) or 0) - (argo_follow._ts(started) or 0) if started and ended else 0.0
+    if json_out:
+        emit_json(
+            {
+                **info,
+                "run_id": info["workflow"],
+                "status": status,
+                "seconds": round(seconds, 3),
+                "steps": [
+                    (
+                        s.to_dict()
+                        if hasattr(s, "to_dict")
+                        else {
+                            "name": s.name,
+                            "branch": s.index,
+                            "status": s.status,
+                            "attempts": s.attempts,
+                            "seconds": s.seconds,
+                            "result_preview": s.preview,
+                        }
+                    )
+                    for s in shown
+                ],
+                "outputs": outputs,
+            }
+        )
+    else:
+        print_summary(
+            run_id=info["workflow"],
+            status=status,
+            seconds=seconds,
+            steps=shown,
+            outputs=outputs,
+            resumed_from=resume,
+            table=view is None or not view.live,
+        )
+    if status != "succeeded":
+        from mlstack.errors import PipelineError
+
+        failed = [s for s in shown if s.status in ("failed", "timed_out")]
+        first = failed[0].label if failed else "a step"
+        raise PipelineError(
+            f"workflow {info['workflow']} {phase.lower()}: {first} failed",
+            fix=f"mlstack runs logs {info['workflow']} {failed[0].label if failed else ''}".rstrip()
+            + f"; after a fix: mlstack run PATH --argo --resume {info['workflow']}",
+        )
+
+
+def _record_submitted(pipe, params, manifest, info: dict, resume: str | None) -> str | None:
+    """Create the run record at once, so `mlstack runs ls` shows the run before its first pod starts."""
+    from mlstack.errors import ConflictError
+    from mlstack.runs._client import run_store
+    from mlstack.runs._pod import ARGO_LEASE
+    from mlstack.runs._recorder import RunRecorder
+
+    try:
+        RunRecorder.start(
+            run_store(manifest),
+            run_id=info["workflow"],
+            pipe=pipe,
+            order=pipe.validate(),
+            params=pipe.resolve_params(params),
+            manifest=manifest,
+            orchestrator={"kind": "argo", "workflow": info["workflow"], "namespace": info["namespace"]},
+            resumed_from=resume,
+            started=info.get("created"),
+            heartbeat=False,
+            lease=ARGO_LEASE,
+        )
+    except ConflictError:  # a pod was first: the record exists
+        return None
+    except Exception as exc:  # e.g. no write access to the bucket from this laptop: the pods write it
+        return f"the run record could not be written from here ({exc}); the workflow's pods write it"
+    return None
 
 
 def render(

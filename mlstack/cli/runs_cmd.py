@@ -228,6 +228,12 @@ def logs(
             raise UsageError(
                 f"run {r.id} has no step {step!r}", fix=f"steps: {', '.join(s.label for s in r.steps.flat())}"
             ) from None
+    if r.orchestrator.get("kind") == "argo":
+        from mlstack.pipeline import argo_follow
+
+        # pod logs through the Argo server while it has them; else the log blobs the pods stored
+        if argo_follow.print_logs(r, step, follow=follow, manifest=load(manifest_path).manifest):
+            return
     if follow and r.status == "running" and r.orchestrator.get("kind") == "local":
         _follow_local(r, step, st)
         return

@@ -234,6 +234,7 @@ def to_workflow_template(
             Env(name="PYTHONDONTWRITEBYTECODE", value="1"),
             Env(name="HOME", value=security.HOME),
         ]
+        env += _record_env(r.image or default_image)
         creds = st["credentials"]
         if creds is not None:  # a step's own env wins
             env += [Env(name=k, value=v) for k, v in sorted(creds["env"].items()) if k not in s.env]
@@ -294,8 +295,10 @@ def to_workflow_template(
         name=pipe.name,
         namespace=st["namespace"],
         entrypoint="main",
+        on_exit=EXIT_TEMPLATE,
         service_account_name=st["service_account"],
-        arguments=[Parameter(name=k, value=_param_text(v)) for k, v in values.items()] or None,
+        arguments=[Parameter(name=k, value=_param_text(v)) for k, v in values.items()]
+        + [Parameter(name=k, value=v) for k, v in RECORD_PARAMS.items()],
         labels={"app.kubernetes.io/managed-by": "mlstack", "mlstack.io/pipeline": pipe.name},
         annotations={"mlstack.io/description": pipe.description} if pipe.description else None,
         security_context=workflow_security_context(),
@@ -303,6 +306,7 @@ def to_workflow_template(
     ) as wt:
         for kw in templates:
             Container(**kw)
+        _exit_handler(source, default_image, st)
         with DAG(name="main"):
             for kw in tasks:
                 Task(**kw)
@@ -328,6 +332,53 @@ def step_security(run_as_root: bool) -> dict[str, Any]:
             **security.pod_security_context(run_as_root=True, fs_group=DATA_CREDENTIALS_FS_GROUP)
         )
     return kw
+
+
+# Run records (mlstack.runs): every step pod records itself in the artifact store, and the exit handler
+# records the run's end, so a run is recorded even when nobody follows it. Two reserved workflow params
+# carry a resume (the run whose results to reuse) and --no-cache.
+EXIT_TEMPLATE = "mlstack-exit"
+RECORD_PARAMS = {"mlstack-resume": "", "mlstack-no-cache": "false"}
+
+
+def _record_env(image: str) -> list[Any]:
+    return [
+        Env(name="MLSTACK_RUN_STARTED", value="{{workflow.creationTimestamp}}"),
+        Env(name="MLSTACK_RUN_PARAMS", value="{{workflow.parameters.json}}"),
+        Env(name="MLSTACK_ARGO_WORKFLOW", value="{{workflow.name}}"),
+        Env(name="MLSTACK_ARGO_NAMESPACE", value="{{workflow.namespace}}"),
+        Env(name="MLSTACK_POD", value="{{pod.name}}"),
+        Env(name="MLSTACK_IMAGE", value=image),
+        Env(name="MLSTACK_RESUME", value="{{workflow.parameters.mlstack-resume}}"),
+        Env(name="MLSTACK_NO_CACHE", value="{{workflow.parameters.mlstack-no-cache}}"),
+    ]
+
+
+def _exit_handler(source: str, image: str, st: dict[str, Any]) -> None:
+    """The onExit template: records the run's end status (and its failures) in the run store (non-root, with
+    a read-only root filesystem, like every step)."""
+    Container(
+        name=EXIT_TEMPLATE,
+        image=image,
+        command=["python", "-m", "mlstack.pipeline.entry"],
+        args=[source, "--argo-exit"],
+        env=[
+            ConfigMapEnv(
+                name="MLSTACK_MANIFEST", config_map_name=st["configmap"], config_map_key=CONFIGMAP_KEY
+            ),
+            Env(name="MLSTACK_RUN_ID", value="{{workflow.name}}"),
+            Env(name="MLSTACK_WORKFLOW_STATUS", value="{{workflow.status}}"),
+            Env(name="MLSTACK_WORKFLOW_FAILURES", value="{{workflow.failures}}"),
+            Env(name="PYTHONUNBUFFERED", value="1"),
+            Env(name="PYTHONDONTWRITEBYTECODE", value="1"),
+            Env(name="HOME", value=security.HOME),
+            *_record_env(image),
+        ],
+        resources=HeraResources(cpu_request="100m", memory_request="256Mi", memory_limit="256Mi"),
+        labels={"mlstack.io/step": EXIT_TEMPLATE},
+        volume_mounts=step_volume_mounts(),
+        **step_security(False),
+    )
 
 
 def step_volume_mounts() -> list[m.VolumeMount]:
@@ -458,11 +509,7 @@ class ArgoRunner:
         if self.token:
             tok = self.token if self.token.lower().startswith("bearer ") else f"Bearer {self.token}"
             req.add_header("Authorization", tok)
-        ctx = None
-        if url.startswith("https://") and not self.verify:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
+        ctx = self._ssl_context(url)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout, context=ctx) as resp:
                 text = resp.read().decode() or "{}"
@@ -481,10 +528,31 @@ class ArgoRunner:
                 "then ARGO_SERVER=https://localhost:2746)",
             ) from None
 
+    def _ssl_context(self, url: str) -> ssl.SSLContext | None:
+        if url.startswith("https://") and not self.verify:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return ctx
+        return None
+
+    def server(self) -> str:
+        """The Argo server's base URL: ``server_url=``, else ``$ARGO_SERVER``, else the manifest's."""
+        return self._server_and_namespace()[0]
+
     def submit(
-        self, pipe: Pipeline, params: Mapping[str, Any] | None = None, *, image: str | None = None
+        self,
+        pipe: Pipeline,
+        params: Mapping[str, Any] | None = None,
+        *,
+        image: str | None = None,
+        resume: str | None = None,
+        no_cache: bool = False,
     ) -> dict[str, Any]:
-        """Create or update the WorkflowTemplate, then submit a workflow from it with ``params``."""
+        """Create or update the WorkflowTemplate, then submit a workflow from it with ``params``.
+
+        ``resume``: a run whose results the step pods reuse where their code and inputs match (see
+        docs/pipelines.md, Resume); ``no_cache``: run ``@step(cache=True)`` steps anyway."""
         rendered = self.render(pipe, None, image)
         if not rendered.image_set:
             raise ConfigError(
@@ -501,7 +569,9 @@ class ArgoRunner:
             "resourceName": name,
             "submitOptions": {
                 "generateName": f"{name}-",
-                "parameters": [f"{k}={_param_text(v)}" for k, v in values.items() if k in (params or {})],
+                "parameters": [f"{k}={_param_text(v)}" for k, v in values.items() if k in (params or {})]
+                + ([f"mlstack-resume={resume}"] if resume else [])
+                + (["mlstack-no-cache=true"] if no_cache else []),
                 "labels": "app.kubernetes.io/managed-by=mlstack",
             },
         }
@@ -515,6 +585,7 @@ class ArgoRunner:
             "server": server,
             "url": f"{server}/workflows/{ns}/{wf_name}",
             "run_id": wf_name,
+            "created": _created(wf),
         }
 
     def run(self, pipe: Pipeline, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -647,3 +718,14 @@ class ArgoRunner:
         raise BackendError(
             f"the Argo server could not {what} (HTTP {code}): {msg}", fix="see the message above"
         )
+
+
+def _created(wf: dict[str, Any]) -> str | None:
+    """The workflow's creationTimestamp as a run record's start (what its pods see too)."""
+    raw = (wf.get("metadata") or {}).get("creationTimestamp")
+    if not raw:
+        return None
+    from mlstack.runs._store import now_iso, parse_iso
+
+    ts = parse_iso(raw)
+    return now_iso(ts) if ts is not None else None

@@ -76,7 +76,10 @@ def _kv(pairs: list[str]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mlstack.pipeline.entry")
     ap.add_argument("source")
-    ap.add_argument("step")
+    ap.add_argument("step", nargs="?")
+    ap.add_argument(
+        "--argo-exit", action="store_true", help="the workflow's exit handler: record the run's end"
+    )
     ap.add_argument("--run-dir")
     ap.add_argument("--index", type=int)
     ap.add_argument("--argo", action="store_true")
@@ -90,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     from mlstack.pipeline.spec import load
 
     started = time.time()
+    if ns.argo_exit:
+        from mlstack.runs._pod import finish_workflow
+
+        return finish_workflow(load(ns.source))
+    if ns.step is None:
+        ap.error("the step to run is missing")
+    pod = None
     try:
         pipe = load(ns.source)
         if ns.step not in pipe.steps:
@@ -132,11 +142,21 @@ def main(argv: list[str] | None = None) -> int:
                 kwargs[a] = inputs[a]
             elif a in params:
                 kwargs[a] = params[a]
+        reused = False
+        if ns.argo:
+            from mlstack.runs._pod import PodRecorder
+
+            pod = PodRecorder.begin(pipe, s, params, item, ns.item is not None)
+            if pod is not None:
+                reused, result = pod.reusable()
         print(
             f"[mlstack] step {s.name}" + (f"[{ns.index}]" if ns.index is not None else "") + " starting",
             flush=True,
         )
-        result = s.func(**kwargs)
+        if reused and pod is not None:
+            print(f"[mlstack] reusing the result of {pod.reused}", flush=True)
+        else:
+            result = s.func(**kwargs)
     except MlstackError as exc:
         print(f"error: {exc.message}" + (f"\nfix: {exc.fix}" if exc.fix else ""), file=sys.stderr, flush=True)
         if ns.run_dir and isinstance(exc, ConfigError | UsageError | MissingExtraError):
@@ -145,15 +165,24 @@ def main(argv: list[str] | None = None) -> int:
             d.mkdir(parents=True, exist_ok=True)
             (d / NO_RETRY).write_text(type(exc).__name__)
         _failed_meta(ns)
+        _pod_end(pod, "failed", error=exc.message)
         return 1
-    except Exception:
+    except Exception as exc:
         traceback.print_exc()
         _failed_meta(ns)
+        _pod_end(pod, "failed", error=f"{type(exc).__name__}: {exc}")
         return 1
     if os.environ.get("MLSTACK_NODE_RANK", "0") != "0":
         pass  # a multi-node step's result is node rank 0's; the other workers only took part
     elif ns.argo:
-        _write_argo_outputs(Path(ns.out), result)
+        try:
+            _write_argo_outputs(Path(ns.out), result)
+        except SystemExit as exc:
+            _pod_end(pod, "failed", error=str(exc))
+            raise
+        print(f"[mlstack] step {s.name} done in {time.time() - started:.2f}s", flush=True)
+        _pod_end(pod, "reused" if reused else "succeeded", result)
+        return 0
     else:
         d = step_dir(Path(ns.run_dir), s.name, ns.index)
         d.mkdir(parents=True, exist_ok=True)
@@ -215,6 +244,17 @@ def write_meta(d: Path, result: Any, *, failed: bool = False) -> None:
     tmp = d / "meta.json.tmp"
     tmp.write_text(json.dumps(meta, default=str))
     os.replace(tmp, d / "meta.json")
+
+
+def _pod_end(pod: Any, status: str, result: Any = None, *, error: str | None = None) -> None:
+    """On Argo: the step writes its own record (result, log, what it read and wrote)."""
+    if pod is None:
+        return
+    from mlstack import run
+
+    r = run.current()
+    reads = [i.to_dict() for i in r.own_inputs()]
+    pod.finish(status, result, error=error, reads=reads, writes=r.outputs())
 
 
 def _failed_meta(ns: argparse.Namespace) -> None:

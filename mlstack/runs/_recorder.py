@@ -127,8 +127,9 @@ class RunRecorder:
         resumed_from: str | None = None,
         started: str | None = None,
         heartbeat: bool = True,
+        lease: float | None = None,
     ) -> RunRecorder:
-        lease = lease_seconds()
+        lease = lease or lease_seconds()
         rec: dict[str, Any] = {
             "schema": SCHEMA,
             "kind": "mlstack.run",

@@ -11,7 +11,12 @@ metadata (uid, resourceVersion, creationTimestamp), and records every request:
   and update validate like Argo's ``ValidateCronWorkflow``: a name of at most 52 characters, at least one
   schedule, a known timezone and concurrencyPolicy, ``startingDeadlineSeconds >= 0``, and a
   ``workflowTemplateRef`` naming a WorkflowTemplate that exists in the namespace
-- ``/api/v1/workflows/{ns}/submit``: POST, from an existing WorkflowTemplate
+- ``/api/v1/workflows/{ns}/submit``: POST, from an existing WorkflowTemplate (``creationTimestamp``:
+  ``handler.submitted_at``)
+- ``/api/v1/workflows/{ns}/{name}``: GET, scripted: ``handler.frames[name]`` is a list of Workflow objects
+  returned one per GET (the last one repeats), as the controller would advance it (``pod_node()`` and
+  ``workflow()`` build them); ``.../{name}/log``: GET, newline-delimited ``{"result": {"content", "podName"}}``
+  from ``handler.logs[name]`` (``(podName, line)`` pairs; ``podName=`` filters), 404 for an unknown workflow
 
 Every request needs ``Authorization: Bearer <token>`` (401 otherwise). Tests may set an object's ``status``
 (as Argo's controller would) through ``handler.cron_workflows``.
@@ -48,6 +53,9 @@ class FakeArgo(BaseHTTPRequestHandler):
     requests: list[tuple[str, str, dict[str, Any] | None, str | None]]
     versions: Iterator[int]
     lock: threading.Lock
+    frames: dict[str, list[dict[str, Any]]]  # workflow name -> what each GET returns (the last repeats)
+    logs: dict[str, list[tuple[str, str]]]  # workflow name -> (podName, line)
+    submitted_at: str
     token = "s3cret"
 
     # ------------------------------------------------------------ plumbing
@@ -78,6 +86,8 @@ class FakeArgo(BaseHTTPRequestHandler):
                 )
             if parts[:3] == ["api", "v1", "workflows"] and len(parts) == 5 and parts[4] == "submit":
                 return self._submit(method, parts[3], body or {})
+            if parts[:3] == ["api", "v1", "workflows"] and len(parts) in (5, 6) and method == "GET":
+                return self._workflow(parts[4], parts[5] if len(parts) == 6 else None, query)
         return self._error(404, _NOT_FOUND, f"no route for {method} {url.path}")
 
     def _store(self, resource: str) -> dict[str, dict[str, Any]]:
@@ -209,7 +219,33 @@ class FakeArgo(BaseHTTPRequestHandler):
         name = body.get("resourceName")
         if body.get("resourceKind") != "WorkflowTemplate" or f"{ns}/{name}" not in self.templates:
             return self._error(404, _NOT_FOUND, f'workflowtemplates.argoproj.io "{name}" not found')
-        return self._reply(200, {"metadata": {"name": f"{name}-x7k2p", "namespace": ns}})
+        return self._reply(
+            200,
+            {"metadata": {"name": f"{name}-x7k2p", "namespace": ns, "creationTimestamp": self.submitted_at}},
+        )
+
+    # ------------------------------------------------------------ workflows (scripted) and their logs
+    def _workflow(self, name: str, sub: str | None, query: dict[str, list[str]]) -> None:
+        if sub == "log":
+            if name not in self.logs:
+                return self._error(404, _NOT_FOUND, f'workflows.argoproj.io "{name}" not found')
+            pod = (query.get("podName") or [None])[0]
+            lines = [(p, t) for p, t in self.logs[name] if pod in (None, p)]
+            data = "".join(
+                json.dumps({"result": {"content": t, "podName": p}}) + "\n" for p, t in lines
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
+        if sub is not None:
+            return self._error(404, _NOT_FOUND, f"no route for GET workflows/{name}/{sub}")
+        frames = self.frames.get(name)
+        if not frames:
+            return self._error(404, _NOT_FOUND, f'workflows.argoproj.io "{name}" not found')
+        return self._reply(200, frames.pop(0) if len(frames) > 1 else frames[0])
 
     def do_POST(self) -> None:
         self._handle("POST")
@@ -239,6 +275,9 @@ def fake_argo() -> Iterator[tuple[str, type[FakeArgo]]]:
             "requests": [],
             "versions": itertools.count(1),
             "lock": threading.Lock(),
+            "frames": {},
+            "logs": {},
+            "submitted_at": "2026-11-30T10:00:00Z",
         },
     )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -250,3 +289,47 @@ def fake_argo() -> Iterator[tuple[str, type[FakeArgo]]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def pod_node(
+    name: str,
+    template: str,
+    phase: str,
+    *,
+    display: str | None = None,
+    result: Any = None,
+    started: str = "2026-11-30T10:00:01Z",
+    finished: str | None = "2026-11-30T10:00:03Z",
+    message: str = "",
+) -> dict[str, Any]:
+    """A Pod node of a workflow's status, as the Argo server returns it (``display``: ``train(2:0.5)``)."""
+    node: dict[str, Any] = {
+        "id": name,
+        "name": name,
+        "displayName": display or template,
+        "type": "Pod",
+        "templateName": template,
+        "phase": phase,
+        "startedAt": started,
+    }
+    if finished and phase in ("Succeeded", "Failed", "Error"):
+        node["finishedAt"] = finished
+    if result is not None:
+        node["outputs"] = {"parameters": [{"name": "result", "value": json.dumps(result)}], "exitCode": "0"}
+    if message:
+        node["message"] = message
+    return node
+
+
+def workflow(
+    name: str, phase: str, nodes: list[dict[str, Any]], namespace: str = "ml-jobs"
+) -> dict[str, Any]:
+    """A Workflow as ``GET /api/v1/workflows/{ns}/{name}`` returns it, with these pod nodes."""
+    status: dict[str, Any] = {
+        "phase": phase,
+        "startedAt": "2026-11-30T10:00:00Z",
+        "nodes": {n["id"]: n for n in nodes},
+    }
+    if phase in ("Succeeded", "Failed", "Error"):
+        status["finishedAt"] = "2026-11-30T10:00:09Z"
+    return {"metadata": {"name": name, "namespace": namespace}, "status": status}
