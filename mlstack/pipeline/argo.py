@@ -389,7 +389,9 @@ def step_volume_mounts() -> list[m.VolumeMount]:
 def workflow_volumes(credentials: dict[str, Any] | None) -> list[Any]:
     """Scratch emptyDirs, plus the login files Secret when the stack has one: optional, so a stack whose owner
     provisions the login another way (their own key pair, no Secret) still runs."""
-    out: list[Any] = [m.Volume(name=v["name"], empty_dir=m.EmptyDirVolumeSource()) for v in security.volumes()]
+    out: list[Any] = [
+        m.Volume(name=v["name"], empty_dir=m.EmptyDirVolumeSource()) for v in security.volumes()
+    ]
     if credentials is not None:
         out.append(
             m.Volume(
