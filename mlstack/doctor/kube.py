@@ -577,6 +577,26 @@ class Cluster:
                 return []
             raise
 
+    def namespace(self, name: str) -> dict[str, Any] | None:
+        return self._get(self.core.read_namespace, name)
+
+    def workflow_templates(self, namespace: str) -> list[dict[str, Any]]:
+        """Argo WorkflowTemplates of ``namespace``; [] where Argo's CRDs are not installed."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self._items(
+                self.custom.list_namespaced_custom_object,
+                "argoproj.io",
+                "v1alpha1",
+                namespace,
+                "workflowtemplates",
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
+
     def resource_quotas(self, namespace: str) -> list[dict[str, Any]]:
         return self._items(self.core.list_namespaced_resource_quota, namespace)
 

@@ -48,6 +48,56 @@ def argo_findings(cluster: Any, m: Manifest, sink: Sink) -> None:
     if cm is not None:
         sink.add(ok("orchestrator.manifest", f"ConfigMap {ns}/{o.configmap} present"))
     sink.extend(kube.drift_findings(cm, m.to_dict(), f"{ns}/{o.configmap}"))
+    try:
+        sink.extend(pod_security_findings(ns, cluster.namespace(ns), cluster.workflow_templates(ns)))
+    except Exception as exc:  # reading them is a bonus: say why it was not checked, never fail the run
+        sink.add(warn("orchestrator.pod_security", f"not checked: {error_text(exc)[:160]}", ""))
+
+
+def pod_security_findings(
+    ns: str, namespace: dict[str, Any] | None, templates: list[dict[str, Any]]
+) -> list[Finding]:
+    """The jobs namespace's Pod Security level, and every WorkflowTemplate step that runs as root.
+
+    Pipelines run non-root by default; a step marked ``@step(run_as_root=True)`` needs the namespace lowered
+    from ``restricted``. Both are reported as warnings so the choice stays visible.
+    """
+    from mlstack.pipeline import security
+
+    out: list[Finding] = []
+    if namespace is not None:
+        level = ((namespace.get("metadata") or {}).get("labels") or {}).get(
+            "pod-security.kubernetes.io/enforce"
+        )
+        if level == "restricted":
+            out.append(ok("orchestrator.pod_security", f"namespace {ns} enforces Pod Security 'restricted'"))
+        else:
+            out.append(
+                warn(
+                    "orchestrator.pod_security",
+                    f"namespace {ns} enforces Pod Security {level or 'nothing'!r}, not 'restricted': "
+                    "pods may run as root there",
+                    "EksGpuCluster(jobs_pod_security='restricted') unless a run_as_root step needs it",
+                )
+            )
+    for wt in templates:
+        spec = wt.get("spec") or {}
+        pod = spec.get("securityContext")
+        name = (wt.get("metadata") or {}).get("name")
+        for t in spec.get("templates") or []:
+            if not isinstance(t, dict) or not ("container" in t or "script" in t):
+                continue
+            container = (t.get("container") or t.get("script") or {}).get("securityContext")
+            if security.runs_as_root(t.get("securityContext") or pod, container):
+                out.append(
+                    warn(
+                        "orchestrator.pod_security",
+                        f"WorkflowTemplate {ns}/{name}: step {t.get('name')!r} runs as root",
+                        "drop run_as_root=True from the step (or run the template through `mlstack render`, "
+                        "which makes pods non-root) unless the step truly needs root",
+                    )
+                )
+    return out
 
 
 def server_finding(server_url: str, timeout: float) -> Finding:

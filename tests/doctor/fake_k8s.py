@@ -63,6 +63,18 @@ class FakeApi:
                 "metadata": {},
                 "items": self.deployments,
             }
+        if len(parts) == 4 and parts[:3] == ["api", "v1", "namespaces"]:
+            obj = self.objects.get(("namespaces", "", parts[3]))
+            return (200, obj) if obj else (404, _not_found("namespaces", parts[3]))
+        if (
+            len(parts) == 6
+            and parts[:3] == ["apis", "argoproj.io", "v1alpha1"]
+            and parts[5] == "workflowtemplates"
+        ):
+            items = [
+                o for (kd, n, _), o in self.objects.items() if kd == "workflowtemplates" and n == parts[4]
+            ]
+            return 200, {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplateList", "items": items}
         if len(parts) >= 5 and parts[:3] == ["api", "v1", "namespaces"]:
             ns, kind = parts[3], parts[4]
             if len(parts) == 6:
