@@ -94,17 +94,46 @@ def pulumi_run() -> Callable[..., Any]:
     return _run
 
 
+class _AtomicConditionalWrites:
+    """WSGI middleware: moto checks If-Match / If-None-Match and then writes, without a lock, so two
+    concurrent conditional writes can both succeed (a lost alias move under 8 processes). Real S3 and
+    SeaweedFS decide them atomically; serialising conditional writes makes moto behave the same."""
+
+    def __init__(self, app: Any) -> None:
+        import threading
+
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        conditional = environ.get("HTTP_IF_MATCH") or environ.get("HTTP_IF_NONE_MATCH")
+        if environ.get("REQUEST_METHOD") in ("PUT", "POST") and conditional:
+            with self.lock:
+                return list(self.app(environ, start_response))  # the whole write inside the lock
+        return self.app(environ, start_response)
+
+
 @pytest.fixture(scope="session")
 def _moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    import threading
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    app = _AtomicConditionalWrites(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
     try:
         yield f"http://{host}:{port}"
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 @pytest.fixture

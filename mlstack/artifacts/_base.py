@@ -2,6 +2,10 @@
 
 A backend stores two things under one root: content-addressed blobs (written once, read with verification)
 and small JSON documents (version records, created once; alias documents, replaced by compare-and-swap).
+
+A blob that already exists is never trusted blindly: a put of content whose address exists checks the stored
+copy and rewrites it when it fails verification (see :meth:`Backend.put_file`), so corruption is repairable
+by putting the content again.
 """
 
 from __future__ import annotations
@@ -167,8 +171,16 @@ def copy_file_hashing(
     return h.hexdigest(), size
 
 
+class BlobMissing(IntegrityError):
+    """A blob a version refers to is not in the store at all."""
+
+
+class BlobCorrupt(IntegrityError):
+    """A stored blob's bytes do not hash to its name."""
+
+
 def mismatch(what: str, expected: str, actual: str) -> IntegrityError:
-    return IntegrityError(
+    return BlobCorrupt(
         f"{what}: content hashes to sha256:{actual[:16]}… but sha256:{expected[:16]}… was recorded; "
         "the stored copy is corrupted or was changed",
         fix="restore the blob from a backup or bucket versioning, or put the artifact again from its source",
@@ -192,12 +204,14 @@ class Backend(ABC):
     ) -> tuple[str, int, bool]:
         """Store a file as a blob: returns ``(digest, size, written)``.
 
-        ``skip(digest)`` returning True means the caller knows that blob exists: write nothing.
+        ``skip(digest)`` returning True means the caller expects that blob to exist already: the backend checks
+        the stored copy (cheaply where it can) instead of sending the bytes, and rewrites it only when it fails
+        verification. Whatever ``skip`` says, a blob that exists but is corrupted is rewritten from ``path``.
         """
 
     @abstractmethod
     def put_bytes(self, data: bytes, digest: str | None = None) -> tuple[str, bool]:
-        """Store bytes as a blob: returns ``(digest, written)``."""
+        """Store bytes as a blob: returns ``(digest, written)``; a corrupted stored copy is rewritten."""
 
     @abstractmethod
     def get_to_file(self, digest: str, size: int, dest: Path, progress: Progress | None = None) -> None:
@@ -230,6 +244,40 @@ class Backend(ABC):
     @abstractmethod
     def list_children(self, prefix: str) -> list[str]:
         """Names of the immediate sub-folders of ``prefix``, sorted."""
+
+    # ---- integrity: optional, with defaults that work on any backend through the methods above
+    def check_blob(self, digest: str, size: int | None = None) -> str:
+        """Read a blob end to end and hash it: ``"ok"``, ``"missing"`` or ``"corrupt"`` (never a shortcut)."""
+        import tempfile
+
+        try:
+            if size is not None and size > (16 << 20):
+                with tempfile.TemporaryDirectory(prefix="mlstack-check-") as tmp:
+                    self.get_to_file(digest, size, Path(tmp) / "blob")
+            else:
+                self.get_bytes(digest)
+        except BlobMissing:
+            return "missing"
+        except IntegrityError:
+            return "corrupt"
+        return "ok"
+
+    def restore_blob(self, digest: str) -> bool:
+        """Put back an intact earlier copy of a corrupted blob (S3 bucket versioning). False: there is none."""
+        return False
+
+    def restore_doc(self, key: str, valid: Callable[[bytes], bool]) -> bool:
+        """Put back the newest earlier copy of a document for which ``valid`` holds. False: there is none."""
+        return False
+
+    def blob_digests(self) -> list[str]:
+        """The digest of every blob in the store (from the key layout), sorted."""
+        out = []
+        for k in self.list_keys("blobs/sha256/"):
+            d = k.rsplit("/", 1)[-1]
+            if len(d) == 64 and all(c in "0123456789abcdef" for c in d):
+                out.append(d)
+        return sorted(out)
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release pools and connections."""

@@ -1,11 +1,14 @@
 """The artifact store: named, versioned, aliased artifacts with lineage, over a blob/document backend.
 
 Guarantees (see docs/artifacts.md):
-- content is addressed by SHA-256 and written once; putting unchanged content writes nothing;
+- content is addressed by SHA-256; putting unchanged content writes nothing new, but checks the stored copy
+  and rewrites it if it is corrupted (so corruption is repaired by putting the content again);
 - a version record is created only after all of its blobs exist, and never changes;
 - version numbers are allocated by create-once records, so concurrent writers never share a number;
 - an alias moves by compare-and-swap after checking its target exists; no move is lost;
-- every read is hashed and compared with the recorded digest.
+- nothing is trusted unchecked: records and aliases are sealed and cross-checked (an alias's digest against
+  its version's, a record's digest, size and kind against the bytes read), and every read is hashed;
+- a folder ``get`` is all or nothing: a failure leaves the destination as it was and no writer running.
 """
 
 from __future__ import annotations
@@ -17,18 +20,27 @@ import json
 import os
 import pickle as _pickle
 import random
+import shutil
 import stat
 import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mlstack.artifacts._base import Backend, Progress
+from mlstack.artifacts._base import Backend, BlobCorrupt, BlobMissing, Progress
 from mlstack.artifacts._model import (
+    DIGEST_RE,
     MIN_PREFIX,
+    OBJECT_MAGIC,
+    AliasDoc,
+    IntegrityWarning,
+    Problem,
+    RecordError,
     Ref,
     Version,
     alias_key,
@@ -36,17 +48,29 @@ from mlstack.artifacts._model import (
     check_name,
     human_size,
     now_iso,
+    parse_doc,
     parse_ref,
+    seal_doc,
     version_key,
     version_number_of_key,
     versions_prefix,
 )
-from mlstack.errors import ArtifactNotFound, ConflictError, IntegrityError, UsageError
+from mlstack.errors import (
+    ArtifactNotFound,
+    BackendError,
+    ConflictError,
+    CredentialsError,
+    IntegrityError,
+    NotFoundError,
+    UsageError,
+)
 
 WORKERS = 16
 PROGRESS_MIN = 64 << 20  # show a progress bar from this many bytes, on a terminal
 ALIAS_HISTORY = 100
 MAX_ATTEMPTS = 200
+DOC_READS = 3  # reads of a document that fails its checks before it is called corrupt (a flip in transit)
+LEGACY_PICKLE_ENV = "MLSTACK_ALLOW_LEGACY_PICKLE"
 
 
 @contextlib.contextmanager
@@ -124,28 +148,73 @@ class ArtifactStore:
         nums = (version_number_of_key(k) for k in self.backend.list_keys(versions_prefix(name)))
         return sorted(n for n in nums if n is not None)
 
-    def _record(self, name: str, number: int) -> Version | None:
-        with self._lock:
-            cached = self._records.get((name, number))
-        if cached is not None:
-            return cached
-        doc = self.backend.read_doc(version_key(name, number))
-        if doc is None:
-            return None
-        try:
-            v = Version.from_record(doc[0])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(
-                f"version record {name}@{number} in {self.location} is unreadable: {exc}",
-                fix="restore the record from a backup or bucket versioning",
-            ) from None
-        with self._lock:
-            self._records[(name, number)] = v
-        return v
+    def _where(self, key: str) -> str:
+        return f"{self.location}/{key}"
 
-    def _records_of(self, name: str, numbers: Sequence[int]) -> list[Version]:
-        got = list(self._pool.map(lambda n: self._record(name, n), numbers))
-        return [v for v in got if v is not None]
+    def _repair_cmd(self, name: str) -> str:
+        return f"mlstack artifacts verify {name} --repair"
+
+    def _corrupt_record(self, name: str, number: int, why: str) -> IntegrityError:
+        key = version_key(name, number)
+        restore = (
+            f"`{self._repair_cmd(name)}` restores an intact copy from bucket versioning if there is one; "
+            if self.backend.kind == "s3"
+            else ""
+        )
+        return IntegrityError(
+            f"version record {name}@{number} ({self._where(key)}) cannot be trusted: {why}",
+            fix=f"{restore}otherwise restore {key} from a backup. New versions of {name!r} can still be put",
+        )
+
+    def _record(self, name: str, number: int, *, fresh: bool = False) -> Version | None:
+        """Version ``number`` of ``name``, checked (seal, fields, key); None when it does not exist.
+
+        A record that fails its checks is read again (up to DOC_READS times) before it is called corrupt: a
+        bit flipped on the wire is not a corrupted record.
+        """
+        if not fresh:
+            with self._lock:
+                cached = self._records.get((name, number))
+            if cached is not None:
+                return cached
+        key = version_key(name, number)
+        why = ""
+        for _ in range(DOC_READS):
+            doc = self.backend.read_doc(key)
+            if doc is None:
+                return None
+            try:
+                v = Version.from_record(doc[0], key=key)
+            except RecordError as exc:
+                why = str(exc)
+                continue
+            with self._lock:
+                self._records[(name, number)] = v
+            return v
+        raise self._corrupt_record(name, number, why)
+
+    def _records_of(
+        self, name: str, numbers: Sequence[int], problems: list[Problem] | None = None
+    ) -> list[Version]:
+        """The readable records among ``numbers``; unreadable ones go to ``problems`` (raised if None)."""
+
+        def one(n: int) -> Version | IntegrityError | None:
+            try:
+                return self._record(name, n)
+            except IntegrityError as exc:
+                return exc
+
+        out: list[Version] = []
+        for n, got in zip(numbers, self._pool.map(one, numbers), strict=True):
+            if isinstance(got, IntegrityError):
+                if problems is None:
+                    raise got
+                problems.append(
+                    Problem("record", f"{name}@{n}", version_key(name, n), got.message, got.fix or "")
+                )
+            elif got is not None:
+                out.append(got)
+        return out
 
     def _unknown(self, name: str) -> ArtifactNotFound:
         return ArtifactNotFound(
@@ -153,53 +222,99 @@ class ArtifactStore:
             fix="`mlstack artifacts ls` lists the names; put one with `mlstack artifacts put NAME PATH`",
         )
 
-    def aliases(self, name: str, *, parallel: bool = True) -> dict[str, int]:
-        """Alias -> version number for one artifact name (``parallel=False`` inside pool tasks: no nesting)."""
+    def _corrupt_alias(self, name: str, alias: str, why: str) -> IntegrityError:
+        key = alias_key(name, alias)
+        return IntegrityError(
+            f"alias {name}:{alias} ({self._where(key)}) cannot be trusted: {why}",
+            fix=f"point it again: `mlstack artifacts alias {name} VERSION {alias}` "
+            f"(or `{self._repair_cmd(name)}`)",
+        )
+
+    def _alias_doc(self, name: str, alias: str) -> tuple[AliasDoc, str] | None:
+        """The alias document and its etag (None when absent); IntegrityError when it cannot be parsed."""
+        key = alias_key(name, alias)
+        why = ""
+        for _ in range(DOC_READS):
+            doc = self.backend.read_doc(key)
+            if doc is None:
+                return None
+            try:
+                return AliasDoc.parse(doc[0], name, alias), doc[1]
+            except RecordError as exc:
+                why = str(exc)
+        raise self._corrupt_alias(name, alias, why)
+
+    def _alias_target(self, name: str, alias: str) -> Version | None:
+        """The version an alias points at, checked: the alias's digest must be that version's digest."""
+        why = ""
+        for attempt in range(DOC_READS):
+            got = self._alias_doc(name, alias)
+            if got is None:
+                return None
+            doc = got[0]
+            v = self._record(name, doc.version, fresh=attempt > 0)
+            if v is None:
+                raise IntegrityError(
+                    f"alias {name}:{alias} points at version {doc.version}, which does not exist",
+                    fix=f"move it: `mlstack artifacts alias {name} VERSION {alias}`",
+                )
+            if v.digest == doc.digest:
+                return v
+            why = (
+                f"it says version {doc.version} holds sha256:{doc.digest[:16]}…, but that version's record "
+                f"says sha256:{v.digest[:16]}…"
+            )
+        raise self._corrupt_alias(name, alias, why)
+
+    def aliases(
+        self, name: str, *, parallel: bool = True, problems: list[Problem] | None = None
+    ) -> dict[str, int]:
+        """Alias -> version number for one artifact name (``parallel=False`` inside pool tasks: no nesting).
+
+        An alias document that cannot be read is left out and reported in ``problems`` (a warning if None).
+        """
         prefix = f"artifacts/{check_name(name)}/aliases/"
         keys = [k for k in self.backend.list_keys(prefix) if k.endswith(".json")]
 
-        def read(k: str) -> tuple[str, int] | None:
-            doc = self.backend.read_doc(k)
-            if doc is None:
-                return None
-            d = json.loads(doc[0])
-            return d["alias"], int(d["version"])
+        def read(k: str) -> tuple[str, int] | Problem | None:
+            alias = k[len(prefix) : -len(".json")]
+            try:
+                check_alias(alias)
+                got = self._alias_doc(name, alias)
+            except (IntegrityError, UsageError) as exc:
+                return Problem("alias", f"{name}:{alias}", k, exc.message, exc.fix or "")
+            return None if got is None else (alias, got[0].version)
 
-        found = self._pool.map(read, keys) if parallel and len(keys) > 1 else map(read, keys)
-        return dict(sorted(x for x in found if x is not None))
+        found = list(self._pool.map(read, keys) if parallel and len(keys) > 1 else map(read, keys))
+        _report([p for p in found if isinstance(p, Problem)], problems)
+        return dict(sorted(x for x in found if isinstance(x, tuple)))
 
     def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
         """Every recorded move of an alias (oldest first; the last ``ALIAS_HISTORY`` are kept)."""
-        doc = self.backend.read_doc(alias_key(check_name(name), check_alias(alias)))
-        if doc is None:
+        got = self._alias_doc(check_name(name), check_alias(alias))
+        if got is None:
             return []
-        d = json.loads(doc[0])
+        d = got[0].raw
+        history = d.get("history", [])
         return [
-            *d.get("history", []),
+            *(history if isinstance(history, list) else []),
             {k: d[k] for k in ("version", "digest", "updated", "run_id") if k in d},
         ]
 
     def resolve(self, ref: str | Ref | Version) -> Version:
-        """The version a reference names (latest when it names no version or alias)."""
+        """The version a reference names (latest when it names no version or alias), checked."""
         if isinstance(ref, Version):
             return ref
         r = parse_ref(ref) if isinstance(ref, str) else ref
         if r.alias:
-            doc = self.backend.read_doc(alias_key(r.name, r.alias))
-            if doc is None:
+            v = self._alias_target(r.name, r.alias)
+            if v is None:
                 if not self._numbers(r.name):
                     raise self._unknown(r.name)
-                known = ", ".join(self.aliases(r.name)) or "none"
+                known = ", ".join(self.aliases(r.name, problems=[])) or "none"
                 raise ArtifactNotFound(
                     f"artifact {r.name!r} has no alias {r.alias!r} (aliases: {known})",
                     fix=f"set it with `mlstack artifacts alias {r.name} VERSION {r.alias}`",
-                )
-            number = int(json.loads(doc[0])["version"])
-            v = self._record(r.name, number)
-            if v is None:
-                raise IntegrityError(
-                    f"alias {r} points at version {number}, which does not exist",
-                    fix=f"move it: `mlstack artifacts alias {r.name} VERSION {r.alias}`",
                 )
             return v
         if r.number is not None:
@@ -217,7 +332,11 @@ class ArtifactStore:
         if not nums:
             raise self._unknown(r.name)
         if r.digest_prefix:
-            matches = [v for v in self._records_of(r.name, nums) if v.digest.startswith(r.digest_prefix)]
+            skipped: list[Problem] = []
+            matches = [
+                v for v in self._records_of(r.name, nums, skipped) if v.digest.startswith(r.digest_prefix)
+            ]
+            _report(skipped, None)
             distinct = {v.digest for v in matches}
             if not matches:
                 raise ArtifactNotFound(
@@ -232,39 +351,76 @@ class ArtifactStore:
                 )
             return matches[-1]  # the same content put twice: the newest version holding it
         v = self._record(r.name, nums[-1])
-        if v is None:  # pragma: no cover - listed but unreadable
+        if v is None:  # pragma: no cover - listed but gone
             raise self._unknown(r.name)
         return v
 
-    def show(self, ref: str | Version) -> Version:
+    def show(self, ref: str | Version, problems: list[Problem] | None = None) -> Version:
         """A version's record with its current aliases filled in."""
         v = self.resolve(ref)
-        aliases = [a for a, n in self.aliases(v.name).items() if n == v.version]
+        aliases = [a for a, n in self.aliases(v.name, problems=problems).items() if n == v.version]
         return _with_aliases(v, aliases)
 
-    def ls(self, name: str | None = None) -> list[Version]:
-        """All versions of ``name`` (newest first), or the latest version of every artifact (by name)."""
-        if name is not None:
-            check_name(name)
-            nums = self._numbers(name)
-            if not nums:
-                raise self._unknown(name)
-            aliases = self.aliases(name)
-            out = self._records_of(name, list(reversed(nums)))
-            return [_with_aliases(v, [a for a, n in aliases.items() if n == v.version]) for v in out]
+    def ls(self, name: str | None = None, *, problems: list[Problem] | None = None) -> list[Version]:
+        """All versions of ``name`` (newest first), or the latest version of every artifact (by name).
 
-        def latest(n: str) -> Version | None:
-            nums = self._numbers(n)
-            if not nums:
-                return None
-            v = self._record(n, nums[-1])
-            if v is None:
-                return None
-            # runs on the pool: read aliases sequentially, since waiting on nested pool tasks can deadlock
-            return _with_aliases(v, [f"{a}@{num}" for a, num in self.aliases(n, parallel=False).items()])
+        Records and aliases that cannot be trusted are skipped and reported in ``problems`` (as an
+        :class:`IntegrityWarning` when ``problems`` is None): one broken document never hides the rest.
+        """
+        found: list[Problem] = []
+        try:
+            if name is not None:
+                check_name(name)
+                nums = self._numbers(name)
+                if not nums:
+                    raise self._unknown(name)
+                aliases = self.aliases(name, problems=found)
+                out = self._records_of(name, list(reversed(nums)), found)
+                return [_with_aliases(v, [a for a, n in aliases.items() if n == v.version]) for v in out]
 
-        names = self.backend.list_children("artifacts")
-        return [v for v in self._pool.map(latest, names) if v is not None]
+            def latest(n: str) -> Version | list[Problem] | None:
+                mine: list[Problem] = []
+                try:
+                    check_name(n)
+                except UsageError:
+                    mine.append(
+                        Problem(
+                            "name",
+                            repr(n),
+                            f"artifacts/{n}/",
+                            f"the artifact folder {n!r} has a name this release refuses (written by a release "
+                            "that accepted a trailing newline)",
+                            "copy what you need out of it with the aws CLI or a file manager, then delete it",
+                        )
+                    )
+                    return mine
+                nums = self._numbers(n)
+                for num in reversed(nums):  # the newest readable version; unreadable ones are reported
+                    try:
+                        v = self._record(n, num)
+                    except IntegrityError as exc:
+                        mine.append(
+                            Problem("record", f"{n}@{num}", version_key(n, num), exc.message, exc.fix or "")
+                        )
+                        continue
+                    if v is None:
+                        continue
+                    # runs on the pool: read aliases sequentially, since waiting on nested pool tasks can deadlock
+                    al = self.aliases(n, parallel=False, problems=mine)
+                    return [_with_aliases(v, [f"{a}@{x}" for a, x in al.items()]), *mine]  # type: ignore[list-item]
+                return mine or None
+
+            out2: list[Version] = []
+            for got in self._pool.map(latest, self.backend.list_children("artifacts")):
+                if isinstance(got, list):
+                    for item in got:
+                        if isinstance(item, Version):
+                            out2.append(item)
+                        else:
+                            found.append(item)
+            return out2
+        finally:
+            _report(found, problems)
 
     # ------------------------------------------------------------------ writing
     def put(
@@ -277,7 +433,11 @@ class ArtifactStore:
         pickle: bool = False,
         inputs: Sequence[Any] | None = None,
     ) -> Version:
-        """Store a file, a directory, bytes or (with ``pickle=True``) a Python object as a new version."""
+        """Store a file, a directory, bytes or (with ``pickle=True``) a Python object as a new version.
+
+        Content whose address already exists is not sent again, but the stored copy is checked and rewritten
+        if it is corrupted: putting the same content again is how a damaged blob is repaired.
+        """
         check_name(name)
         if alias is not None:
             check_alias(alias)
@@ -286,18 +446,19 @@ class ArtifactStore:
 
         r = _run.current()
         lineage = self._lineage(r, inputs, name)
-        latest = self._latest(name)
+        top, latest = self._latest(name)
         reuse: Callable[[str], bool] = lambda d: latest is not None and d == latest.digest  # noqa: E731
         filename: str | None = None
         files: int | None = None
         if pickle:
-            data = _pickle.dumps(obj, protocol=_pickle.HIGHEST_PROTOCOL)
+            # the header makes "this is a pickle" part of the content address (see load())
+            data = OBJECT_MAGIC + _pickle.dumps(obj, protocol=_pickle.HIGHEST_PROTOCOL)
             kind = "object"
-            digest, size = self._known(data, reuse)[0], len(data)
+            digest, size = self.backend.put_bytes(data)[0], len(data)
         elif isinstance(obj, bytes | bytearray | memoryview):
             data = bytes(obj)
             kind = "bytes"
-            digest, size = self._known(data, reuse)[0], len(data)
+            digest, size = self.backend.put_bytes(data)[0], len(data)
         elif isinstance(obj, str | os.PathLike):
             path = Path(obj)
             if path.is_dir():
@@ -321,11 +482,13 @@ class ArtifactStore:
             )
         if (
             latest is not None
+            and latest.version == top
             and latest.digest == digest
             and latest.kind == kind
+            and latest.size == size
             and (metadata is None or latest.metadata == meta)
         ):
-            v = _with_aliases(latest, [])  # unchanged: no new version, nothing written
+            v = _with_aliases(latest, [])  # unchanged: no new version (the blob was checked above)
             v.unchanged = True
         else:
             v = self._create_version(
@@ -345,7 +508,7 @@ class ArtifactStore:
                     run={k: v for k, v in (("pipeline", r.pipeline), ("step", r.step)) if v},
                     put_id=uuid.uuid4().hex,
                 ),
-                latest.version if latest else 0,
+                top,
             )
         unchanged = v.unchanged
         # the run record lists what each step wrote (mlstack.runs)
@@ -356,13 +519,17 @@ class ArtifactStore:
         out.unchanged = unchanged
         return out
 
-    def _known(self, data: bytes, reuse: Callable[[str], bool]) -> tuple[str, bool]:
-        d = hashlib.sha256(data).hexdigest()
-        return (d, False) if reuse(d) else self.backend.put_bytes(data, d)
-
-    def _latest(self, name: str) -> Version | None:
+    def _latest(self, name: str) -> tuple[int, Version | None]:
+        """``(highest version number, newest readable record)``: a corrupt newest record does not block puts."""
         nums = self._numbers(name)
-        return self._record(name, nums[-1]) if nums else None
+        for n in reversed(nums):
+            try:
+                v = self._record(name, n)
+            except IntegrityError:
+                continue
+            if v is not None:
+                return nums[-1], v
+        return (nums[-1] if nums else 0), None
 
     def _lineage(self, r: Any, inputs: Sequence[Any] | None, name: str) -> list[dict[str, Any]]:
         out: dict[tuple[str, str, str | None], dict[str, Any]] = {}
@@ -386,20 +553,33 @@ class ArtifactStore:
             out[(d["type"], d["name"], d.get("version"))] = d
         return list(out.values())
 
+    def _own_record(self, v: Version, number: int) -> bool:
+        """Whether version ``number`` is the record this put created (its create answered with an error)."""
+        try:
+            existing = self._record(v.name, number, fresh=True)
+        except IntegrityError:
+            return False
+        return existing is not None and existing.put_id == v.put_id
+
     def _create_version(self, v: Version, after: int) -> Version:
         """Claim the next free version number with a create-once record; retry on a lost race."""
         number = after + 1
         for _ in range(MAX_ATTEMPTS):
             v.version = number
-            if self.backend.create_doc(version_key(v.name, number), v.record()):
-                break
-            existing = self._record(v.name, number)
-            if existing is not None and existing.put_id == v.put_id:
-                break  # our own create, retried after its response was lost
+            try:
+                created = self.backend.create_doc(version_key(v.name, number), v.record())
+            except BackendError as exc:
+                # the create may have landed although its answer was lost: the record there decides
+                if isinstance(exc, CredentialsError | NotFoundError) or not self._own_record(v, number):
+                    raise
+                created = True
+            if created or self._own_record(v, number):
+                break  # ours (a retried create that landed the first time is recognised by its put id)
             nums = self._numbers(v.name)
             number = max(number, nums[-1] if nums else 0) + 1
         else:  # pragma: no cover - needs 200 lost races in a row
             raise ConflictError(f"could not allocate a version of {v.name!r}", fix="retry")
+        v.sealed = True
         with self._lock:
             self._records[(v.name, v.version)] = v
         return v
@@ -416,26 +596,30 @@ class ArtifactStore:
                 files.append((p.relative_to(root).as_posix(), p))
         known: set[str] = set()
         if latest is not None and latest.kind == "dir":
-            with contextlib.suppress(IntegrityError):
+            with contextlib.suppress(IntegrityError, ValueError, KeyError, TypeError):
                 known = {e["digest"] for e in json.loads(self.backend.get_bytes(latest.digest))["files"]}
         total = sum(p.stat().st_size for _, p in files)
         with _progress(total, f"put {root.name}/") as prog:
 
             def one(item: tuple[str, Path]) -> dict[str, Any]:
                 rel, p = item
+                # known files are checked where they are stored, not sent again (a corrupted one is rewritten)
                 digest, size, _ = self.backend.put_file(p, skip=known.__contains__, progress=prog)
                 mode = 0o755 if os.access(p, os.X_OK) else 0o644
                 return {"path": rel, "digest": digest, "size": size, "mode": mode}
 
-            entries = list(self._pool.map(one, files))
+            entries = _run_all(self._pool, one, files)
         listing = json.dumps({"schema": 1, "files": entries}, sort_keys=True, separators=(",", ":")).encode()
         digest = hashlib.sha256(listing).hexdigest()
-        if latest is None or latest.digest != digest:  # an unchanged folder writes nothing at all
-            self.backend.put_bytes(listing, digest)
+        self.backend.put_bytes(listing, digest)  # an unchanged listing is checked, not written again
         return digest, sum(e["size"] for e in entries), len(entries)
 
     def set_alias(self, name: str, version: int | str | Version, alias: str) -> Version:
-        """Point ``name:alias`` at a version (a number, "3", "v3", a digest prefix or a Version) by CAS."""
+        """Point ``name:alias`` at a version (a number, "3", "v3", a digest prefix or a Version) by CAS.
+
+        An alias document that cannot be read (corrupted) is replaced; its history is lost with it, and the
+        new document says so.
+        """
         check_name(name)
         check_alias(alias)
         if isinstance(version, Version):
@@ -453,14 +637,21 @@ class ArtifactStore:
             cur = self.backend.read_doc(key)
             history: list[dict[str, Any]] = []
             if cur is not None:
-                d = json.loads(cur[0])
-                previous = d.get("version") if d.get("put_id") != put_id else previous
+                try:
+                    d = parse_doc(cur[0])
+                    AliasDoc.parse(cur[0], name, alias)
+                except RecordError as exc:
+                    d = {}
+                    history = [{"replaced": f"an unreadable alias document ({exc})", "updated": now_iso()}]
+                previous = d.get("version") if d and d.get("put_id") != put_id else previous
                 if attempt and d.get("put_id") == put_id:
                     break  # our write landed; only its response was lost
-                history = [
-                    *d.get("history", []),
-                    {k: d.get(k) for k in ("version", "digest", "updated", "run_id")},
-                ]
+                old = d.get("history", [])
+                if d:
+                    history = [
+                        *(old if isinstance(old, list) else []),
+                        {k: d.get(k) for k in ("version", "digest", "updated", "run_id")},
+                    ]
             doc = {
                 "alias": alias,
                 "name": name,
@@ -471,9 +662,18 @@ class ArtifactStore:
                 "put_id": put_id,
                 "history": history[-ALIAS_HISTORY:],
             }
-            if self.backend.replace_doc(
-                key, json.dumps(doc, sort_keys=True).encode(), cur[1] if cur else None
-            ):
+            try:
+                moved = self.backend.replace_doc(key, seal_doc(doc), cur[1] if cur else None)
+            except BackendError as exc:
+                if isinstance(exc, CredentialsError | NotFoundError):
+                    raise
+                # the move may have landed although its answer was lost: the document there decides
+                now = self.backend.read_doc(key)
+                with contextlib.suppress(RecordError):
+                    if now is not None and parse_doc(now[0]).get("put_id") == put_id:
+                        break
+                raise
+            if moved:
                 break
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
         else:
@@ -489,7 +689,7 @@ class ArtifactStore:
             moved=True,
             previous=None if previous is None else str(previous),
         )
-        aliases = [a for a, n in self.aliases(name).items() if n == target.version]
+        aliases = [a for a, n in self.aliases(name, problems=[]).items() if n == target.version]
         return _with_aliases(target, aliases)
 
     # ------------------------------------------------------------------ reading content
@@ -500,11 +700,44 @@ class ArtifactStore:
             "artifact", v.name, str(v.version), source=self.location, digest=f"sha256:{v.digest}"
         )
 
+    def _inconsistent(self, v: Version, why: str) -> IntegrityError:
+        return IntegrityError(
+            f"version record {v.ref} does not match its content: {why}",
+            fix=f"the record was changed; `{self._repair_cmd(v.name)}` restores an intact copy where bucket "
+            f"versioning keeps one, else restore {version_key(v.name, v.version)} from a backup",
+        )
+
+    def _check_size(self, v: Version, actual: int) -> None:
+        if actual != v.size:
+            raise self._inconsistent(v, f"it says {v.size} bytes, the content (hash verified) has {actual}")
+
+    def _unpickle_ok(self, v: Version, data: bytes, allow_legacy_pickle: bool | None) -> bytes:
+        """The pickle inside an object blob, or IntegrityError when the blob was not stored as a pickle."""
+        if data.startswith(OBJECT_MAGIC):
+            return data[len(OBJECT_MAGIC) :]
+        if v.sealed:
+            raise self._inconsistent(
+                v,
+                "it says the content is a pickled object, but the content was not stored as one (it lacks "
+                "mlstack's object header), so it is not unpickled",
+            )
+        if allow_legacy_pickle is None:
+            allow_legacy_pickle = os.environ.get(LEGACY_PICKLE_ENV, "") == "1"
+        if not allow_legacy_pickle:
+            raise IntegrityError(
+                f"{v.ref} is a pickled object written by mlstack 0.1 (an unsealed record): its kind cannot be "
+                "checked, so it is not unpickled by default",
+                fix=f"if you trust this store, load it with load({v.ref!r}, allow_legacy_pickle=True) (or "
+                f"{LEGACY_PICKLE_ENV}=1) and put it again with pickle=True to make a sealed version",
+            )
+        return data
+
     def get(self, ref: str | Version, dest: str | os.PathLike[str]) -> Path:
         """Write a version to ``dest`` (verified) and return the path written.
 
         A file goes to ``dest``, or into it under its original name when ``dest`` is an existing folder;
-        a directory is written into ``dest`` (created). Bytes and objects are written as a file.
+        a directory is written into ``dest`` (created) all or nothing. Bytes and objects are written as a
+        file (an object as its pickle).
         """
         v = self.resolve(ref)
         out = Path(dest)
@@ -516,58 +749,124 @@ class ArtifactStore:
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(f".{out.name}.mlstack-{uuid.uuid4().hex[:8]}")
             try:
-                with _progress(v.size, f"get {v.ref}") as prog:
-                    self.backend.get_to_file(v.digest, v.size, tmp, prog)
+                if v.kind == "object":
+                    data = self.backend.get_bytes(v.digest)
+                    self._check_size(v, len(data))
+                    tmp.write_bytes(self._unpickle_ok(v, data, True))
+                else:
+                    with _progress(v.size, f"get {v.ref}") as prog:
+                        self.backend.get_to_file(v.digest, v.size, tmp, prog)
+                    self._check_size(v, tmp.stat().st_size)
                 os.replace(tmp, out)
             finally:
                 tmp.unlink(missing_ok=True)
         self._record_read(v)
         return out
 
+    def _listing(self, v: Version) -> list[dict[str, Any]]:
+        """A directory version's file list, checked against its record (sizes, count, safe paths)."""
+        data = self.backend.get_bytes(v.digest)
+        try:
+            entries = json.loads(data)["files"]
+            out = []
+            for e in entries:
+                digest, size = str(e["digest"]), int(e["size"])
+                if not DIGEST_RE.fullmatch(digest) or size < 0:
+                    raise ValueError(f"entry {e.get('path')!r} has digest {digest!r} and size {size}")
+                out.append(
+                    {
+                        "path": str(e["path"]),
+                        "digest": digest,
+                        "size": size,
+                        "mode": int(e.get("mode", 0o644)),
+                    }
+                )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise self._inconsistent(v, f"its content is not a directory listing ({exc})") from None
+        for e in out:
+            _safe_relpath(e["path"])
+        total = sum(e["size"] for e in out)
+        if total != v.size or (v.files is not None and v.files != len(out)):
+            raise self._inconsistent(
+                v, f"it says {v.files} files and {v.size} bytes, the listing has {len(out)} and {total}"
+            )
+        return out
+
     def _get_dir(self, v: Version, out: Path) -> None:
-        listing = json.loads(self.backend.get_bytes(v.digest))["files"]
-        out.mkdir(parents=True, exist_ok=True)
-        for d in {(out / _safe_relpath(e["path"])).parent for e in listing}:
-            d.mkdir(parents=True, exist_ok=True)
-        with _progress(v.size, f"get {v.ref}") as prog:
+        """All or nothing: every file is downloaded and verified into a temporary sibling of ``out``, which
+        then takes its place; a failure leaves ``out`` as it was, with no download still running."""
+        listing = self._listing(v)
+        if out.exists() and not out.is_dir():
+            raise UsageError(
+                f"cannot get folder artifact {v.ref} into {out}: it is a file",
+                fix="pass a folder (new or existing) as the destination",
+            )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = out.parent / f".{out.name}.mlstack-get-{uuid.uuid4().hex[:8]}"
+        stage.mkdir()
+        try:
+            for d in {(stage / _safe_relpath(e["path"])).parent for e in listing}:
+                d.mkdir(parents=True, exist_ok=True)
+            with _progress(v.size, f"get {v.ref}") as prog:
 
-            def one(e: dict[str, Any]) -> None:
-                final = out / _safe_relpath(e["path"])
-                tmp = final.with_name(f".{final.name}.mlstack-{uuid.uuid4().hex[:8]}")
-                try:
-                    self.backend.get_to_file(e["digest"], int(e["size"]), tmp, prog)
-                    os.chmod(tmp, int(e.get("mode", 0o644)))
-                    os.replace(tmp, final)
-                finally:
-                    tmp.unlink(missing_ok=True)
+                def one(e: dict[str, Any]) -> None:
+                    final = stage / _safe_relpath(e["path"])
+                    self.backend.get_to_file(e["digest"], e["size"], final, prog)
+                    if final.stat().st_size != e["size"]:
+                        raise self._inconsistent(v, f"{e['path']} has a different size than its listing says")
+                    os.chmod(final, e["mode"] & 0o777)
 
-            list(self._pool.map(one, listing))
+                _run_all(self._pool, one, listing)  # waits for every download before raising
+            _commit_tree(stage, out, [_safe_relpath(e["path"]) for e in listing])
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
 
-    def load(self, ref: str | Version) -> Any:
-        """A version's content in memory: bytes, or the object for versions put with ``pickle=True``."""
+    def load(self, ref: str | Version, *, allow_legacy_pickle: bool | None = None) -> Any:
+        """A version's content in memory: bytes, or the object for versions put with ``pickle=True``.
+
+        Only content stored as a pickle is ever unpickled: its blob starts with mlstack's object header, so a
+        record whose kind was changed cannot steer this into unpickling other bytes. Pickled objects written
+        by mlstack 0.1 (unsealed records, no header) load only with ``allow_legacy_pickle=True`` or
+        ``MLSTACK_ALLOW_LEGACY_PICKLE=1``. Only load pickles you trust.
+        """
         v = self.resolve(ref)
         if v.kind == "dir":
             raise UsageError(
                 f"{v.ref} is a directory", fix=f"use get({v.ref!r}, dest) to write it to a folder"
             )
         data = self.backend.get_bytes(v.digest)
-        self._record_read(v)
+        self._check_size(v, len(data))
         if v.kind == "object":
-            return _pickle.loads(data)
+            payload = self._unpickle_ok(v, data, allow_legacy_pickle)
+            self._record_read(v)
+            return _pickle.loads(payload)
+        self._record_read(v)
         return data
 
     def verify(self, ref: str | Version) -> Version:
-        """Read a version's content end to end and check every digest (IntegrityError on a mismatch)."""
+        """Check a version end to end: its alias (when named by one), its record, and every byte of its
+        content against the digests and sizes recorded (IntegrityError on any mismatch)."""
         v = self.resolve(ref)
-        data = self.backend.get_bytes(v.digest) if v.kind != "file" or v.size <= (16 << 20) else None
-        if v.kind == "file" and data is None:
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as tmp:
-                self.backend.get_to_file(v.digest, v.size, Path(tmp) / "blob")
-        if v.kind == "dir" and data is not None:
-            for e in json.loads(data)["files"]:
-                self.backend.get_bytes(e["digest"])
+        if v.kind == "dir":
+            listing = self._listing(v)
+            bad = [e for e in listing if self.backend.check_blob(e["digest"], e["size"]) != "ok"]
+            if bad:
+                raise BlobCorrupt(
+                    f"{v.ref}: {len(bad)} of {len(listing)} files are missing or corrupted "
+                    f"(first: {bad[0]['path']}, sha256:{bad[0]['digest'][:16]}…)",
+                    fix=f"put the folder again from its source (`mlstack artifacts put {v.name} PATH`), or "
+                    f"`{self._repair_cmd(v.name)}` where bucket versioning keeps intact copies",
+                )
+            return v
+        state = self.backend.check_blob(v.digest, v.size)
+        if state != "ok":
+            raise (BlobMissing if state == "missing" else BlobCorrupt)(
+                f"{v.ref}: its content sha256:{v.digest[:16]}… is {state} in {self.location}",
+                fix=f"put it again from its source (`mlstack artifacts put {v.name} PATH` repairs the stored "
+                f"copy), or `{self._repair_cmd(v.name)}` where bucket versioning keeps an intact copy",
+            )
+        if v.kind == "object":
+            self._unpickle_ok(v, self.backend.get_bytes(v.digest), True)
         return v
 
     # ------------------------------------------------------------------ lineage
@@ -599,9 +898,108 @@ class ArtifactStore:
 
 
 def _with_aliases(v: Version, aliases: list[str]) -> Version:
-    out = Version.from_record(json.loads(v.record()))
-    out.aliases = aliases
-    return out
+    return replace(
+        v,
+        metadata=dict(v.metadata),
+        inputs=[dict(i) for i in v.inputs],
+        run=dict(v.run),
+        aliases=list(aliases),
+        unchanged=False,
+    )
+
+
+def _report(found: list[Problem], problems: list[Problem] | None) -> None:
+    """Hand skipped documents to the caller's list, or warn when the caller did not ask for one."""
+    if problems is not None:
+        problems.extend(found)
+        return
+    for p in found:
+        warnings.warn(f"skipped {p.ref}: {p.message} (fix: {p.fix})", IntegrityWarning, stacklevel=3)
+
+
+def _run_all(pool: cf.ThreadPoolExecutor, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``[fn(x) for x in items]`` on ``pool``; on the first failure the tasks not yet started are cancelled
+    and the running ones are waited for, so nothing is still writing when the error is raised."""
+    stop = threading.Event()
+
+    def guarded(x: Any) -> Any:
+        if stop.is_set():
+            return None  # a task that started after a failure: do nothing
+        try:
+            return fn(x)
+        except BaseException:
+            stop.set()
+            raise
+
+    futures = [pool.submit(guarded, x) for x in items]
+    cf.wait(futures, return_when=cf.FIRST_EXCEPTION)
+    if stop.is_set():
+        for f in futures:
+            f.cancel()
+    cf.wait(futures)  # whatever was running has finished
+    for f in futures:
+        if not f.cancelled() and f.exception() is not None:
+            raise f.exception()  # type: ignore[misc]
+    return [f.result() for f in futures]
+
+
+def _commit_tree(stage: Path, out: Path, files: list[PurePosixPath]) -> None:
+    """Move a verified tree from ``stage`` into ``out``.
+
+    A new or empty ``out`` is replaced by ``stage`` in one rename. Into an existing folder the files are
+    merged: every conflict (a file where a folder must go, or the reverse) is found before anything moves,
+    files already there are set aside inside ``stage`` and put back if a later move fails, so the folder
+    ends up with the whole version or as it was. Files in ``out`` that the version does not have are kept.
+    """
+    try:
+        os.rename(stage, out)  # rename(2) replaces a missing or empty directory atomically
+        stage.mkdir()  # for the caller's cleanup
+        return
+    except OSError:
+        pass  # a non-empty folder: merge
+    for rel in files:
+        for i in range(1, len(rel.parts)):
+            p = out.joinpath(*rel.parts[:i])
+            if p.exists() and not p.is_dir():
+                raise UsageError(
+                    f"cannot write {rel} into {out}: {p} is a file where the artifact has a folder",
+                    fix="move it away, or get the artifact into a new folder",
+                )
+        target = out / rel
+        if target.is_dir():
+            raise UsageError(
+                f"cannot write {rel} into {out}: {target} is a folder where the artifact has a file",
+                fix="move it away, or get the artifact into a new folder",
+            )
+    aside = stage / f".mlstack-replaced-{uuid.uuid4().hex[:8]}"
+    aside.mkdir()
+    done: list[tuple[Path, Path | None]] = []  # (target, its previous file set aside, if any)
+    made: list[Path] = []
+    try:
+        for i, rel in enumerate(files):
+            target = out / rel
+            for j in range(1, len(rel.parts)):
+                p = out.joinpath(*rel.parts[:j])
+                if not p.exists():
+                    p.mkdir()
+                    made.append(p)
+            old: Path | None = None
+            if target.exists() or target.is_symlink():
+                old = aside / str(i)
+                os.rename(target, old)
+            done.append((target, old))
+            os.rename(stage / rel, target)
+    except BaseException:
+        for target, old in reversed(done):
+            with contextlib.suppress(OSError):
+                if old is not None:
+                    os.replace(old, target)
+                else:
+                    target.unlink(missing_ok=True)
+        for p in reversed(made):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
 
 
 def _describe(v: Version) -> str:

@@ -2,6 +2,8 @@
 
 A process killed mid-put leaves at most a file under ``tmp/``; nothing partial is ever visible under
 ``blobs/`` or ``artifacts/``. Alias moves hold an ``fcntl`` lock (released by the kernel if the holder dies).
+A blob that exists is replaced atomically (``rename``) by a verified copy when a put brings its content
+again, so a torn or altered blob is repaired by putting the same content.
 """
 
 from __future__ import annotations
@@ -15,9 +17,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mlstack.artifacts._base import Backend, Progress, copy_file_hashing, mismatch
+from mlstack.artifacts._base import (
+    Backend,
+    BlobMissing,
+    Progress,
+    copy_file_hashing,
+    mismatch,
+    sha256_file,
+)
 from mlstack.artifacts._model import blob_key
-from mlstack.errors import IntegrityError
 
 
 class LocalBackend(Backend):
@@ -69,27 +77,40 @@ class LocalBackend(Backend):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        if skip is not None and skip(digest):
-            tmp.unlink()
-            return digest, size, False
         os.chmod(tmp, 0o444)
-        return digest, size, self._publish(tmp, self._path(blob_key(digest)))
+        final = self._path(blob_key(digest))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        existed = final.is_file()
+        # the copy just written hashed right: renaming it into place (over a blob already there, too) repairs a
+        # corrupted blob and costs no more than deleting the copy would; readers see the old or the new file
+        os.replace(tmp, final)
+        return digest, size, not existed
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> tuple[str, bool]:
         digest = digest or hashlib.sha256(data).hexdigest()
         final = self._path(blob_key(digest))
-        if final.is_file():
+        if final.is_file() and self.check_blob(digest) == "ok":
             return digest, False
         tmp = self._tmpfile()
         tmp.write_bytes(data)
         os.chmod(tmp, 0o444)
-        return digest, self._publish(tmp, final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)  # absent, or corrupted: replaced atomically
+        return digest, True
+
+    def check_blob(self, digest: str, size: int | None = None) -> str:
+        path = self._path(blob_key(digest))
+        try:
+            actual, _ = sha256_file(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return "missing"
+        return "ok" if actual == digest else "corrupt"
 
     def _open_blob(self, digest: str) -> Any:
         try:
             return open(self._path(blob_key(digest)), "rb", buffering=0)
         except FileNotFoundError:
-            raise IntegrityError(
+            raise BlobMissing(
                 f"blob sha256:{digest[:16]}… is missing from {self.root}",
                 fix="the store lost content a version refers to; restore it from a backup or put it again",
             ) from None

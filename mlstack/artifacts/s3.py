@@ -2,29 +2,49 @@
 
 One boto3 client per (endpoint, region) is shared by every store in the process (boto3 clients are
 thread-safe) with a connection pool sized for the thread pools here. Blobs are created with
-``If-None-Match: *`` (a single PUT, or CompleteMultipartUpload for big files), so a blob key is written once;
-alias documents move with ``If-Match``. Large files go up and down in big parts in parallel; every read is
-hashed and compared with its digest. Credentials come from the standard AWS chain, never the manifest.
+``If-None-Match: *`` (a single PUT, or CompleteMultipartUpload for big files); alias documents move with
+``If-Match``. Large files go up and down in big parts in parallel; every read is hashed and compared with its
+digest. Credentials come from the standard AWS chain, never the manifest.
+
+What this backend guarantees (the store and the tests build on these; see docs/artifacts.md):
+- Every byte sent is checked by the server: single PUTs carry ``x-amz-checksum-sha256`` of the whole blob,
+  multipart parts carry their own SHA-256 (the object then has a COMPOSITE checksum). A body corrupted in
+  transit is refused by S3 and sent again (BadDigest), up to ``BODY_ATTEMPTS`` times.
+- Every byte read is hashed. A body that breaks off, arrives short or does not hash to its name is fetched
+  again, up to ``BODY_ATTEMPTS`` reads per object, before the operation fails.
+- A blob whose address exists is not trusted blindly: a put checks it (HEAD: the server's own SHA-256 of it
+  where it keeps one, else a full read) and replaces a corrupted one with a conditional PUT or
+  CompleteMultipartUpload keyed on the bad object's ETag (``If-Match``), so a concurrent repair is never
+  overwritten. :meth:`S3Backend.restore_blob` puts back an intact noncurrent version (bucket versioning).
+- A write whose response was lost (the connection dropped after the server acted, past botocore's retries)
+  is resolved by reading what is there, not reported as a failure.
+- Connection failures fail fast: an endpoint that refuses or cannot be reached is tried ``CONNECT_ATTEMPTS``
+  times in all (``CONNECT_TIMEOUT`` s each), while throttling, 5xx and dropped connections get botocore's
+  standard ``MAX_ATTEMPTS``.
 """
 
 from __future__ import annotations
 
 import base64
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import os
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.exceptions as bexc
+import urllib3.exceptions
 from botocore.config import Config
 
-from mlstack.artifacts._base import Backend, Progress, mismatch, sha256_file
+from mlstack.artifacts._base import Backend, BlobCorrupt, BlobMissing, Progress, mismatch, sha256_file
 from mlstack.artifacts._model import blob_key
-from mlstack.errors import BackendError, CredentialsError, IntegrityError, NotFoundError
+from mlstack.errors import BackendError, ConflictError, CredentialsError, IntegrityError, NotFoundError
 
 SINGLE_PUT_MAX = 16 << 20  # above this, multipart
 PART_SIZE = 8 << 20  # smallest part; measured best against SeaweedFS on loopback (16-64 MiB were slower)
@@ -32,6 +52,11 @@ MAX_PARTS = 1000  # parts grow past PART_SIZE so a big file needs at most this m
 HEAD_FIRST_MIN = 1 << 20  # from this size, ask whether a blob exists before sending its bytes
 TRANSFER_THREADS = 10
 POOL_CONNECTIONS = 64
+MAX_ATTEMPTS = 8  # botocore's attempts per request for throttling, 5xx and dropped connections
+CONNECT_ATTEMPTS = 2  # attempts per request when the endpoint refuses or cannot be reached
+CONNECT_TIMEOUT = 5  # seconds to open a connection
+READ_TIMEOUT = 120
+BODY_ATTEMPTS = 4  # reads of one object (or part) whose body breaks off, is short or fails its hash
 
 _clients: dict[tuple[str | None, str, str], Any] = {}
 _clients_lock = threading.Lock()
@@ -46,7 +71,18 @@ _CRED_CODES = {
     "403",
 }
 _PRECONDITION = {"PreconditionFailed", "412"}
+_BAD_BODY = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"}
 _CONFLICT = {"ConditionalRequestConflict", "409", "OperationAborted"}
+# what reading a response body raises when the connection drops or the body is cut short
+_BODY_ERRORS = (
+    bexc.IncompleteReadError,
+    bexc.ResponseStreamingError,
+    bexc.ReadTimeoutError,
+    bexc.ConnectionClosedError,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 def shared_client(endpoint_url: str | None, region: str) -> Any:
@@ -61,9 +97,9 @@ def shared_client(endpoint_url: str | None, region: str) -> Any:
             cfg = Config(
                 region_name=region,
                 max_pool_connections=POOL_CONNECTIONS,
-                retries={"mode": "standard", "max_attempts": 8},  # 503 SlowDown, resets, timeouts
-                connect_timeout=10,
-                read_timeout=120,
+                retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},  # 503 SlowDown, resets, timeouts
+                connect_timeout=CONNECT_TIMEOUT,
+                read_timeout=READ_TIMEOUT,
                 tcp_keepalive=True,
                 # we verify SHA-256 end to end ourselves; skip botocore's extra CRC pass on two cores
                 request_checksum_calculation="when_required",
@@ -71,13 +107,45 @@ def shared_client(endpoint_url: str | None, region: str) -> Any:
                 s3={"addressing_style": "path"} if endpoint_url else {},
             )
             session = boto3.session.Session()
-            _clients[key] = session.client("s3", endpoint_url=endpoint_url, config=cfg)
+            client = session.client("s3", endpoint_url=endpoint_url, config=cfg)
+            client.meta.events.register_first("needs-retry.s3", _fail_fast)
+            _clients[key] = client
         return _clients[key]
+
+
+def _fail_fast(
+    attempts: int = 1, caught_exception: BaseException | None = None, **_: Any
+) -> float | bool | None:
+    """botocore ``needs-retry`` hook, ahead of the standard one: bound retries of failed connections.
+
+    An endpoint that refuses connections (nothing listening, a wrong port or host) or does not answer the
+    connect gets ``CONNECT_ATTEMPTS`` attempts, a short pause apart, instead of the standard 8 with
+    exponential back-off (6-10 s before the first error line). Returning False stops botocore's retries;
+    None leaves the decision to the standard handler.
+    """
+    if not isinstance(caught_exception, bexc.ConnectionError):  # refused, unreachable, connect timeout
+        return None
+    if attempts >= CONNECT_ATTEMPTS:
+        return False
+    return 0.1 + random.random() * 0.2
 
 
 def part_size(size: int) -> int:
     """Part size for a multipart transfer of ``size`` bytes: PART_SIZE, larger for very big files."""
     return max(PART_SIZE, -(-size // MAX_PARTS))
+
+
+def composite_sha256(path: str | os.PathLike[str], size: int) -> str:
+    """The COMPOSITE checksum S3 keeps for a multipart upload of this file in :func:`part_size` parts:
+    base64 SHA-256 of the parts' SHA-256 digests, then ``-<number of parts>``."""
+    part = part_size(size)
+    outer = hashlib.sha256()
+    n = 0
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(part):
+            outer.update(hashlib.sha256(chunk).digest())
+            n += 1
+    return f"{base64.b64encode(outer.digest()).decode()}-{n}"
 
 
 def _code(exc: bexc.ClientError) -> str:
@@ -126,11 +194,10 @@ class S3Backend(Backend):
                 f"no AWS credentials found for {op} on {where}{endpoint}",
                 fix="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run `aws sso login`",
             )
-        if isinstance(
-            exc, bexc.EndpointConnectionError | bexc.ConnectionClosedError | bexc.ConnectTimeoutError
-        ):
+        if isinstance(exc, bexc.ConnectionError | bexc.ConnectionClosedError):
+            tries = CONNECT_ATTEMPTS if isinstance(exc, bexc.ConnectionError) else MAX_ATTEMPTS
             return BackendError(
-                f"cannot reach S3{endpoint} for {op} on {where}: {exc}",
+                f"cannot reach S3{endpoint} for {op} on {where} ({tries} attempts): {exc}",
                 fix="check artifacts.endpoint_url / artifacts.region in the manifest and that the server is up",
             )
         if isinstance(exc, bexc.ClientError):
@@ -199,44 +266,206 @@ class S3Backend(Backend):
             return True
         return code in ("403", "AccessDenied") and self._absent(key)
 
-    # ---- blobs
-    def has_blob(self, digest: str) -> bool:
-        key = self._key(blob_key(digest))
+    # ---- reading, with bodies fetched again when they break off
+    def _read(
+        self,
+        key: str,
+        op_key: str,
+        *,
+        rng: tuple[int, int] | None = None,
+        if_match: str | None = None,
+        version_id: str | None = None,
+    ) -> tuple[bytes, str]:
+        """GetObject and read its body: ``(bytes, etag)``.
+
+        botocore retries a request until its headers arrive; a body that then breaks off (reset, timeout,
+        fewer bytes than Content-Length) is not retried by it, so it is fetched again here, up to
+        ``BODY_ATTEMPTS`` reads. ``rng``: an inclusive byte range whose length is also checked. ClientErrors
+        (404, 412, 403) are raised as they are, for the caller to interpret.
+        """
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if rng is not None:
+            kw["Range"] = f"bytes={rng[0]}-{rng[1]}"
+        if if_match:
+            kw["IfMatch"] = if_match
+        if version_id:
+            kw["VersionId"] = version_id
+        for attempt in range(1, BODY_ATTEMPTS + 1):
+            try:
+                r = self.client.get_object(**kw)
+            except bexc.ClientError:
+                raise
+            except bexc.BotoCoreError as exc:
+                raise self._fail(exc, "GetObject", op_key) from exc
+            try:
+                body: bytes = r["Body"].read()
+                problem = None
+                if rng is not None and len(body) != rng[1] - rng[0] + 1:
+                    problem = f"{len(body)} bytes arrived for a range of {rng[1] - rng[0] + 1}"
+            except _BODY_ERRORS as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            finally:
+                with contextlib.suppress(Exception):
+                    r["Body"].close()
+            if problem is None:
+                return body, str(r.get("ETag", ""))
+            if attempt == BODY_ATTEMPTS:
+                raise BackendError(
+                    f"S3 GetObject on s3://{self.bucket}/{op_key}: the body broke off {BODY_ATTEMPTS} times "
+                    f"(last: {problem})",
+                    fix="the connection to S3 is dropping data; retry, and check proxies between here and S3",
+                )
+            time.sleep(min(1.0, 0.05 * 2**attempt) * random.random())
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        """HeadObject with the stored checksums, or None when the key does not exist."""
         try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-            return True
+            r: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+            return r
         except bexc.ClientError as exc:
             if self._missing(exc, key):
-                return False
+                return None
             raise self._fail(exc, "HeadObject", key) from exc
         except bexc.BotoCoreError as exc:
             raise self._fail(exc, "HeadObject", key) from exc
 
-    def _put_single(self, key: str, body: bytes, digest: str) -> bool:
-        try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*", ChecksumSHA256=_b64(digest)
-            )
-            return True
-        except bexc.ClientError as exc:
-            code = _code(exc)
-            if code in _PRECONDITION or code in _CONFLICT:
-                return False  # already there (content-addressed: same bytes), or a concurrent identical write
-            if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
-                raise IntegrityError(
-                    f"S3 received bytes for s3://{self.bucket}/{key} that do not hash to sha256:{digest[:16]}…",
-                    fix="the file changed while it was being put, or the network corrupted it; put it again",
-                ) from exc
-            raise self._fail(exc, "PutObject", key) from exc
-        except bexc.BotoCoreError as exc:
-            raise self._fail(exc, "PutObject", key) from exc
+    # ---- blobs
+    def has_blob(self, digest: str) -> bool:
+        return self._head(self._key(blob_key(digest))) is not None
+
+    def _blob_state(
+        self, digest: str, size: int | None, parts: Callable[[], str] | None = None, deep: bool = False
+    ) -> tuple[str, str | None]:
+        """``(state, etag)`` of a stored blob: state ``missing``, ``ok`` or ``corrupt``.
+
+        Unless ``deep``, a blob whose stored SHA-256 equals ours is taken as verified without reading it: the
+        server checked the bytes against that checksum when they were written (a single PUT's whole-object
+        checksum, or for multipart blobs the composite of the parts' checksums, which ``parts()`` computes
+        from the local file). Blobs without one (written by the first release, by hand, or on a server that
+        keeps no checksums) are read back and hashed.
+        """
+        key = self._key(blob_key(digest))
+        for _ in range(3):
+            h = self._head(key)
+            if h is None:
+                return "missing", None
+            etag = str(h.get("ETag", ""))
+            length = int(h.get("ContentLength", -1))
+            if size is not None and length != size:
+                return "corrupt", etag
+            stored = h.get("ChecksumSHA256")
+            if not deep and stored:
+                if stored == _b64(digest):
+                    return "ok", etag
+                if "-" in stored and parts is not None and stored == parts():
+                    return "ok", etag
+            try:
+                self._hash_remote(digest, key, length, if_match=etag)
+            except BlobCorrupt:
+                return "corrupt", etag
+            except bexc.ClientError as exc:
+                if _code(exc) in _PRECONDITION or self._missing(exc, key):
+                    continue  # replaced or deleted meanwhile: look again
+                raise self._fail(exc, "GetObject", key) from exc
+            return "ok", etag
+        raise ConflictError(
+            f"s3://{self.bucket}/{key} kept changing while it was being checked", fix="retry the put"
+        )
+
+    def _hash_remote(self, digest: str, key: str, size: int, *, if_match: str | None = None) -> None:
+        """Read a stored blob and hash it (nothing written to disk); BlobCorrupt if it is not ``digest``."""
+        if size <= SINGLE_PUT_MAX:
+            for _attempt in range(2):  # a second read tells a bit flipped in transit from a corrupted blob
+                data, _ = self._read(key, key, if_match=if_match)
+                actual = hashlib.sha256(data).hexdigest()
+                if actual == digest:
+                    return
+            raise mismatch(f"s3://{self.bucket}/{key}", digest, actual)
+        for _attempt in range(2):
+            actual = self._ranged(key, size, None, None, if_match=if_match)
+            if actual == digest:
+                return
+        raise mismatch(f"s3://{self.bucket}/{key}", digest, actual)
+
+    def _store_blob(
+        self,
+        digest: str,
+        size: int,
+        write: Callable[[dict[str, str]], bool],
+        *,
+        check_first: bool,
+        parts: Callable[[], str] | None = None,
+    ) -> bool:
+        """Create a blob, or check the one stored under its address and replace it if it is corrupted.
+
+        ``write(cond)`` uploads the bytes under a condition (``If-None-Match: *`` to create, ``If-Match:
+        <etag of the bad object>`` to repair) and returns False when the condition failed. True: bytes were
+        written (a new blob or a repair).
+        """
+        for _ in range(4):
+            if check_first:
+                state, etag = self._blob_state(digest, size, parts)
+                if state == "ok":
+                    return False
+                cond = {"IfNoneMatch": "*"} if state == "missing" else {"IfMatch": str(etag)}
+            else:
+                cond = {"IfNoneMatch": "*"}
+            try:
+                if write(cond):
+                    return True
+            except BackendError as exc:
+                if isinstance(exc, CredentialsError | NotFoundError):
+                    raise
+                # the request may have landed although its answer was lost: what is there now decides
+                if self._blob_state(digest, size, parts)[0] == "ok":
+                    return True
+                raise
+            check_first = True  # the address is taken (or changed meanwhile): look at what is there
+        raise ConflictError(
+            f"could not store blob sha256:{digest[:16]}… in {self.location}: it kept changing",
+            fix="retry the put",
+        )
+
+    def _put_single(self, key: str, body: bytes, digest: str, cond: dict[str, str]) -> bool:
+        for attempt in range(1, BODY_ATTEMPTS + 1):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, ChecksumSHA256=_b64(digest), **cond
+                )
+                return True
+            except bexc.ClientError as exc:
+                code = _code(exc)
+                if (
+                    code in _PRECONDITION
+                    or code in _CONFLICT
+                    or ("IfMatch" in cond and code in ("NoSuchKey", "404"))
+                ):
+                    return False  # taken (or, for a repair, changed meanwhile): the caller looks again
+                if code in _BAD_BODY:
+                    # the bytes were hashed in memory, so S3 received different ones: corrupted in transit
+                    if attempt < BODY_ATTEMPTS:
+                        continue
+                    raise IntegrityError(
+                        f"S3 received bytes for s3://{self.bucket}/{key} that do not hash to "
+                        f"sha256:{digest[:16]}… ({BODY_ATTEMPTS} attempts)",
+                        fix="the network between here and S3 corrupts data; check proxies, or use https",
+                    ) from exc
+                raise self._fail(exc, "PutObject", key) from exc
+            except bexc.BotoCoreError as exc:
+                raise self._fail(exc, "PutObject", key) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> tuple[str, bool]:
         digest = digest or hashlib.sha256(data).hexdigest()
         key = self._key(blob_key(digest))
-        if len(data) >= HEAD_FIRST_MIN and self.has_blob(digest):
-            return digest, False
-        return digest, self._put_single(key, data, digest)
+        written = self._store_blob(
+            digest,
+            len(data),
+            lambda cond: self._put_single(key, data, digest, cond),
+            check_first=len(data) >= HEAD_FIRST_MIN,
+        )
+        return digest, written
 
     def put_file(
         self, path: Path, *, skip: Callable[[str], bool] | None = None, progress: Progress | None = None
@@ -246,29 +475,47 @@ class S3Backend(Backend):
             with open(path, "rb") as fh:
                 data = fh.read()
             digest = hashlib.sha256(data).hexdigest()
-            if skip is not None and skip(digest):
-                return digest, len(data), False
-            _, written = self.put_bytes(data, digest)
+            key = self._key(blob_key(digest))
+            expected = skip is not None and skip(digest)
+            written = self._store_blob(
+                digest,
+                len(data),
+                lambda cond: self._put_single(key, data, digest, cond),
+                check_first=expected or len(data) >= HEAD_FIRST_MIN,
+            )
             if progress:
                 progress(len(data))
             return digest, len(data), written
         before = os.stat(path)
         digest, size = sha256_file(path)
-        if (skip is not None and skip(digest)) or self.has_blob(digest):
-            return digest, size, False
-        return (
+        stamp = (before.st_size, before.st_mtime_ns)
+        written = self._store_blob(
             digest,
             size,
-            self._multipart(path, size, digest, progress, (before.st_size, before.st_mtime_ns)),
+            lambda cond: self._multipart(path, size, digest, progress, stamp, cond),
+            check_first=True,
+            parts=lambda: composite_sha256(path, size),
         )
+        return digest, size, written
 
     def _multipart(
-        self, path: Path, size: int, digest: str, progress: Progress | None, stamp: tuple[int, int]
+        self,
+        path: Path,
+        size: int,
+        digest: str,
+        progress: Progress | None,
+        stamp: tuple[int, int],
+        cond: dict[str, str],
     ) -> bool:
         key = self._key(blob_key(digest))
         part = part_size(size)
         up = self._call(
-            "CreateMultipartUpload", key, self.client.create_multipart_upload, Bucket=self.bucket, Key=key
+            "CreateMultipartUpload",
+            key,
+            self.client.create_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            ChecksumAlgorithm="SHA256",
         )
         upload_id = up["UploadId"]
         fd = os.open(path, os.O_RDONLY)
@@ -277,12 +524,25 @@ class S3Backend(Backend):
 
             def send(num: int, offset: int) -> dict[str, Any]:
                 body = os.pread(fd, min(part, size - offset), offset)
-                r = self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=num, Body=body
-                )
+                # S3 checks each part against its SHA-256: a part corrupted in transit is refused (BadDigest)
+                sha = _b64(hashlib.sha256(body).hexdigest())
+                for attempt in range(1, BODY_ATTEMPTS + 1):
+                    try:
+                        r = self.client.upload_part(
+                            Bucket=self.bucket,
+                            Key=key,
+                            UploadId=upload_id,
+                            PartNumber=num,
+                            Body=body,
+                            ChecksumSHA256=sha,
+                        )
+                        break
+                    except bexc.ClientError as exc:
+                        if _code(exc) not in _BAD_BODY or attempt == BODY_ATTEMPTS:
+                            raise
                 if progress:
                     progress(len(body))
-                return {"PartNumber": num, "ETag": r["ETag"]}
+                return {"PartNumber": num, "ETag": r["ETag"], "ChecksumSHA256": sha}
 
             offsets = list(range(0, size, part))
             try:
@@ -301,7 +561,7 @@ class S3Backend(Backend):
                     Key=key,
                     UploadId=upload_id,
                     MultipartUpload={"Parts": parts},
-                    IfNoneMatch="*",
+                    **cond,
                 )
                 done = True
                 return True
@@ -309,38 +569,64 @@ class S3Backend(Backend):
                 code = _code(exc)
                 if code in _PRECONDITION or code in _CONFLICT:
                     return False
-                if code == "NoSuchUpload" and self.has_blob(digest):
+                if code == "NoSuchUpload" and self._blob_state(digest, size)[0] == "ok":
                     done = True  # a retried Complete whose first attempt succeeded
                     return True
+                raise self._fail(exc, "CompleteMultipartUpload", key) from exc
+            except bexc.BotoCoreError as exc:
                 raise self._fail(exc, "CompleteMultipartUpload", key) from exc
         finally:
             os.close(fd)
             if not done:
-                try:
+                with contextlib.suppress(Exception):
                     self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-                except Exception:
-                    pass
 
     def _missing_blob(self, digest: str) -> IntegrityError:
-        return IntegrityError(
+        return BlobMissing(
             f"blob sha256:{digest[:16]}… is missing from {self.location}",
             fix="the bucket lost content a version refers to; restore it (bucket versioning) or put it again",
         )
 
     def get_bytes(self, digest: str) -> bytes:
         key = self._key(blob_key(digest))
-        try:
-            data: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except bexc.ClientError as exc:
-            if self._missing(exc, key):
-                raise self._missing_blob(digest) from exc
-            raise self._fail(exc, "GetObject", key) from exc
-        except bexc.BotoCoreError as exc:
-            raise self._fail(exc, "GetObject", key) from exc
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != digest:
-            raise mismatch(f"s3://{self.bucket}/{key}", digest, actual)
-        return data
+        for _attempt in range(2):  # a second read tells a bit flipped in transit from a corrupted blob
+            try:
+                data, _ = self._read(key, key)
+            except bexc.ClientError as exc:
+                if self._missing(exc, key):
+                    raise self._missing_blob(digest) from exc
+                raise self._fail(exc, "GetObject", key) from exc
+            actual = hashlib.sha256(data).hexdigest()
+            if actual == digest:
+                return data
+        raise mismatch(f"s3://{self.bucket}/{key}", digest, actual)
+
+    def _ranged(
+        self,
+        key: str,
+        size: int,
+        fd: int | None,
+        progress: Progress | None,
+        *,
+        if_match: str | None = None,
+    ) -> str:
+        """Fetch ``size`` bytes in parallel ranges, hash them in order (and write them to ``fd``)."""
+        part = part_size(size)
+        h = hashlib.sha256()
+
+        def fetch(offset: int) -> bytes:
+            end = min(offset + part, size) - 1
+            body, _ = self._read(key, key, rng=(offset, end), if_match=if_match)
+            if fd is not None:
+                os.pwrite(fd, body, offset)
+            return body
+
+        # parts arrive in parallel; this thread hashes them in order as they complete
+        for body in _bounded_map(self._pool, fetch, list(range(0, size, part)), TRANSFER_THREADS):
+            h.update(body)
+            if progress:
+                progress(len(body))
+        return h.hexdigest()
 
     def get_to_file(self, digest: str, size: int, dest: Path, progress: Progress | None = None) -> None:
         key = self._key(blob_key(digest))
@@ -351,38 +637,92 @@ class S3Backend(Backend):
             if progress:
                 progress(len(data))
             return
-        part = part_size(size)
-        h = hashlib.sha256()
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.ftruncate(fd, size)
-
-            def fetch(offset: int) -> bytes:
-                end = min(offset + part, size) - 1
-                body: bytes = self.client.get_object(
-                    Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{end}"
-                )["Body"].read()
-                os.pwrite(fd, body, offset)
-                return body
-
+        for attempt in range(2):  # a second download tells a bit flipped in transit from a corrupted blob
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                # parts arrive in parallel; this thread hashes them in order as they complete
-                for body in _bounded_map(self._pool, fetch, list(range(0, size, part)), TRANSFER_THREADS):
-                    h.update(body)
-                    if progress:
-                        progress(len(body))
+                os.ftruncate(fd, size)
+                actual = self._ranged(key, size, fd, progress if attempt == 0 else None)
             except bexc.ClientError as exc:
-                if _code(exc) in ("NoSuchKey", "404"):
+                dest.unlink(missing_ok=True)
+                if _code(exc) in ("NoSuchKey", "404", "InvalidRange", "416"):
                     raise self._missing_blob(digest) from exc
                 raise self._fail(exc, "GetObject", key) from exc
+            except BaseException:
+                dest.unlink(missing_ok=True)
+                raise
+            finally:
+                os.close(fd)
+            if actual == digest:
+                return
+        dest.unlink(missing_ok=True)
+        raise mismatch(f"s3://{self.bucket}/{key}", digest, actual)
+
+    def check_blob(self, digest: str, size: int | None = None) -> str:
+        """A full read of the stored blob, whatever checksum the server keeps."""
+        return self._blob_state(digest, size, deep=True)[0]
+
+    # ---- repair from bucket versioning
+    def _versions(self, key: str) -> list[dict[str, Any]]:
+        """Noncurrent versions of ``key``, newest first (empty when the bucket keeps no versions)."""
+        out: list[dict[str, Any]] = []
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key)
+            for page in pages:
+                out.extend(v for v in page.get("Versions", []) if v["Key"] == key and not v.get("IsLatest"))
+        except bexc.ClientError as exc:
+            if _code(exc) in _CRED_CODES or _code(exc) in ("NotImplemented", "501"):
+                return []
+            raise self._fail(exc, "ListObjectVersions", key) from exc
+        except bexc.BotoCoreError as exc:
+            raise self._fail(exc, "ListObjectVersions", key) from exc
+        return sorted(out, key=lambda v: v["LastModified"], reverse=True)
+
+    def _restore(self, key: str, good: Callable[[str, int], bool]) -> bool:
+        """Copy the newest noncurrent version for which ``good(version_id, size)`` holds over the current one,
+        conditioned on the current ETag (a concurrent repair or put is never overwritten)."""
+        h = self._head(key)
+        current = str(h["ETag"]) if h else None
+        for v in self._versions(key):
+            if not good(v["VersionId"], int(v.get("Size", 0))):
+                continue
+            cond = {"CopySourceIfMatch": v["ETag"]}
+            cond.update({"IfMatch": current} if current else {"IfNoneMatch": "*"})
+            try:
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    CopySource={"Bucket": self.bucket, "Key": key, "VersionId": v["VersionId"]},
+                    **cond,
+                )
+                return True
+            except bexc.ClientError as exc:
+                if _code(exc) in _PRECONDITION:
+                    return False  # it changed meanwhile: the caller checks again
+                raise self._fail(exc, "CopyObject", key) from exc
             except bexc.BotoCoreError as exc:
-                raise self._fail(exc, "GetObject", key) from exc
-        finally:
-            os.close(fd)
-        actual = h.hexdigest()
-        if actual != digest:
-            dest.unlink(missing_ok=True)
-            raise mismatch(f"s3://{self.bucket}/{key}", digest, actual)
+                raise self._fail(exc, "CopyObject", key) from exc
+        return False
+
+    def restore_blob(self, digest: str) -> bool:
+        key = self._key(blob_key(digest))
+
+        def good(version_id: str, size: int) -> bool:
+            if size > (5 << 30):  # CopyObject's limit; put the content again instead
+                return False
+            h = hashlib.sha256()
+            for off in range(0, max(size, 1), PART_SIZE):
+                end = min(off + PART_SIZE, size) - 1
+                if end < off:
+                    break
+                body, _ = self._read(key, key, rng=(off, end), version_id=version_id)
+                h.update(body)
+            return h.hexdigest() == digest
+
+        return self._restore(key, good)
+
+    def restore_doc(self, key: str, valid: Callable[[bytes], bool]) -> bool:
+        k = self._key(key)
+        return self._restore(k, lambda vid, size: valid(self._read(k, k, version_id=vid)[0]))
 
     # ---- documents
     def create_doc(self, key: str, data: bytes) -> bool:
@@ -391,34 +731,41 @@ class S3Backend(Backend):
     def read_doc(self, key: str) -> tuple[bytes, str] | None:
         k = self._key(key)
         try:
-            r = self.client.get_object(Bucket=self.bucket, Key=k)
-            return r["Body"].read(), str(r["ETag"])
+            return self._read(k, k)
         except bexc.ClientError as exc:
             if self._missing(exc, k):
                 return None
-            raise self._fail(exc, "GetObject", k) from exc
-        except bexc.BotoCoreError as exc:
             raise self._fail(exc, "GetObject", k) from exc
 
     def replace_doc(self, key: str, data: bytes, etag: str | None) -> bool:
         k = self._key(key)
         cond = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
-        try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=k, Body=data, ContentType="application/json", **cond
-            )
-            return True
-        except bexc.ClientError as exc:
-            code = _code(exc)
-            if (
-                code in _PRECONDITION
-                or code in _CONFLICT
-                or (etag is not None and code in ("NoSuchKey", "404"))
-            ):
-                return False
-            raise self._fail(exc, "PutObject", k) from exc
-        except bexc.BotoCoreError as exc:
-            raise self._fail(exc, "PutObject", k) from exc
+        sha = _b64(hashlib.sha256(data).hexdigest())
+        for attempt in range(1, BODY_ATTEMPTS + 1):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=k,
+                    Body=data,
+                    ContentType="application/json",
+                    ChecksumSHA256=sha,
+                    **cond,
+                )
+                return True
+            except bexc.ClientError as exc:
+                code = _code(exc)
+                if (
+                    code in _PRECONDITION
+                    or code in _CONFLICT
+                    or (etag is not None and code in ("NoSuchKey", "404"))
+                ):
+                    return False
+                if code in _BAD_BODY and attempt < BODY_ATTEMPTS:
+                    continue  # corrupted in transit and refused: send it again
+                raise self._fail(exc, "PutObject", k) from exc
+            except bexc.BotoCoreError as exc:
+                raise self._fail(exc, "PutObject", k) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _pages(self, **kw: Any) -> Iterator[dict[str, Any]]:
         try:
