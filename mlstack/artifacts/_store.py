@@ -69,7 +69,7 @@ WORKERS = 16
 PROGRESS_MIN = 64 << 20  # show a progress bar from this many bytes, on a terminal
 ALIAS_HISTORY = 100
 MAX_ATTEMPTS = 200
-DOC_READS = 3  # reads of a document that fails its checks before it is called corrupt (a flip in transit)
+DOC_READS = 4  # reads of a document that fails its checks before it is called corrupt (a flip in transit)
 LEGACY_PICKLE_ENV = "MLSTACK_ALLOW_LEGACY_PICKLE"
 
 
@@ -858,16 +858,39 @@ class ArtifactStore:
                     f"`{self._repair_cmd(v.name)}` where bucket versioning keeps intact copies",
                 )
             return v
-        state = self.backend.check_blob(v.digest, v.size)
-        if state != "ok":
-            raise (BlobMissing if state == "missing" else BlobCorrupt)(
-                f"{v.ref}: its content sha256:{v.digest[:16]}… is {state} in {self.location}",
-                fix=f"put it again from its source (`mlstack artifacts put {v.name} PATH` repairs the stored "
-                f"copy), or `{self._repair_cmd(v.name)}` where bucket versioning keeps an intact copy",
-            )
-        if v.kind == "object":
-            self._unpickle_ok(v, self.backend.get_bytes(v.digest), True)
+        fix = (
+            f"put it again from its source (`mlstack artifacts put {v.name} PATH` repairs the stored copy), "
+            f"or `{self._repair_cmd(v.name)}` where bucket versioning keeps an intact copy"
+        )
+        try:
+            if v.kind == "file" and v.size > (16 << 20):
+                import tempfile
+
+                with tempfile.TemporaryDirectory(prefix="mlstack-verify-") as tmp:
+                    blob = Path(tmp) / "blob"
+                    self.backend.get_to_file(v.digest, v.size, blob)
+                    self._check_size(v, blob.stat().st_size)
+            else:
+                data = self.backend.get_bytes(v.digest)
+                self._check_size(v, len(data))
+                if v.kind == "object":
+                    self._unpickle_ok(v, data, True)
+        except (BlobMissing, BlobCorrupt) as exc:
+            raise type(exc)(f"{v.ref}: {exc.message}", fix=fix) from None
         return v
+
+    def scan(
+        self,
+        names: list[str] | None = None,
+        *,
+        sample: int | None = None,
+        repair: bool = False,
+        deadline: float | None = None,
+    ) -> Any:
+        """Check every record, alias and blob of ``names`` (default: the whole store); see ``_scan.scan``."""
+        from mlstack.artifacts._scan import scan
+
+        return scan(self, names=names, sample=sample, repair=repair, deadline=deadline)
 
     # ------------------------------------------------------------------ lineage
     def lineage_text(self, ref: str | Version, depth: int = 3) -> str:

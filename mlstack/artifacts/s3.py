@@ -376,7 +376,7 @@ class S3Backend(Backend):
     def _hash_remote(self, digest: str, key: str, size: int, *, if_match: str | None = None) -> None:
         """Read a stored blob and hash it (nothing written to disk); BlobCorrupt if it is not ``digest``."""
         if size <= SINGLE_PUT_MAX:
-            for _attempt in range(2):  # a second read tells a bit flipped in transit from a corrupted blob
+            for _attempt in range(BODY_ATTEMPTS):  # reads again: a bit flipped in transit is not corruption
                 data, _ = self._read(key, key, if_match=if_match)
                 actual = hashlib.sha256(data).hexdigest()
                 if actual == digest:
@@ -589,7 +589,7 @@ class S3Backend(Backend):
 
     def get_bytes(self, digest: str) -> bytes:
         key = self._key(blob_key(digest))
-        for _attempt in range(2):  # a second read tells a bit flipped in transit from a corrupted blob
+        for _attempt in range(BODY_ATTEMPTS):  # reads again: a bit flipped in transit is not corruption
             try:
                 data, _ = self._read(key, key)
             except bexc.ClientError as exc:

@@ -12,7 +12,16 @@ from typing import Annotated, Any
 
 import typer
 
-from mlstack.cli._common import JsonOpt, ManifestOpt, console, emit_json, load, parse_kv, print_table
+from mlstack.cli._common import (
+    JsonOpt,
+    ManifestOpt,
+    console,
+    emit_json,
+    err_console,
+    load,
+    parse_kv,
+    print_table,
+)
 
 artifacts_app = typer.Typer(
     name="artifacts",
@@ -36,6 +45,12 @@ def _store(manifest: Path | None) -> Any:
     from mlstack import artifacts
 
     return artifacts.store(load(manifest).manifest)
+
+
+def _warn(problems: list[Any]) -> None:
+    """Skipped records and aliases, on stderr: stdout stays the listing (and valid JSON with --json)."""
+    for p in problems:
+        err_console.print(f"warning: skipped {p.ref} ({p.key}): {p.message}\n  fix: {p.fix}", markup=False)
 
 
 def _when(created: str) -> str:
@@ -108,7 +123,9 @@ def ls(
 ) -> None:
     """List artifacts (latest version of each), or every version of NAME (newest first)."""
     st = _store(manifest)
-    versions = st.ls(name)
+    problems: list[Any] = []
+    versions = st.ls(name, problems=problems)
+    _warn(problems)
     if json_out:
         emit_json([v.to_dict() for v in versions])
         return
@@ -157,7 +174,9 @@ def ls(
 def show(ref: RefArg, manifest: ManifestOpt = None, json_out: JsonOpt = False) -> None:
     """Show a version: digest, size, run, code version, metadata, aliases and lineage (its inputs)."""
     st = _store(manifest)
-    v = st.show(ref)
+    problems: list[Any] = []
+    v = st.show(ref, problems=problems)
+    _warn(problems)
     if json_out:
         emit_json(v.to_dict())
         return
@@ -185,10 +204,60 @@ def alias(
 
 
 @artifacts_app.command("verify")
-def verify(ref: RefArg, manifest: ManifestOpt = None, json_out: JsonOpt = False) -> None:
-    """Read a version end to end and check every digest (exit 1 on a mismatch)."""
-    v = _store(manifest).verify(ref)
-    if json_out:
-        emit_json({**v.to_dict(), "verified": True})
+def verify(
+    ref: Annotated[
+        str | None,
+        typer.Argument(
+            help="NAME, NAME@VERSION or NAME:ALIAS to check end to end; with --repair or without REF: "
+            "scan that artifact's (or the whole store's) records, aliases and blobs.",
+            show_default=False,
+        ),
+    ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Also repair what the store itself can: aliases moved back to the version holding their "
+            "digest; on S3 with bucket versioning, damaged blobs and documents restored from intact copies.",
+        ),
+    ] = False,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            "--sample", min=1, help="Check at most N blobs, chosen at random (records and aliases: all)."
+        ),
+    ] = None,
+    manifest: ManifestOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check artifacts end to end (every digest, record and alias); exit 1 while anything is broken.
+
+    With REF: read that version and check it against its record (and alias). Without REF, or with --repair:
+    scan every record, alias and blob and print each problem with the command that fixes it.
+    """
+    st = _store(manifest)
+    if ref is not None and not repair and sample is None:
+        v = st.verify(ref)
+        if json_out:
+            emit_json({**v.to_dict(), "verified": True})
+            return
+        console.print(f"{v.ref}: ok (sha256:{v.short_digest}, {_size(v.size)})", markup=False)
         return
-    console.print(f"{v.ref}: ok (sha256:{v.short_digest}, {_size(v.size)})", markup=False)
+    names = None
+    if ref is not None:
+        from mlstack.artifacts import parse_ref
+
+        names = [parse_ref(ref).name]
+    report = st.scan(names, sample=sample, repair=repair)
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        if report.problems:
+            print_table(
+                "problems",
+                ["what", "ref", "problem", "fix", "repaired"],
+                [(p.what, p.ref, p.message, p.fix, "yes" if p.repaired else "no") for p in report.problems],
+            )
+        console.print(report.summary(), markup=False)
+    if not report.ok:
+        raise typer.Exit(1)

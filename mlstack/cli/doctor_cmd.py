@@ -18,6 +18,15 @@ TimeoutOpt = Annotated[
     ),
 ]
 
+DEEP_TIMEOUT = 60.0
+
+
+def _default(ctx: typer.Context, param: str) -> bool:
+    """Whether ``param`` was left at its default (not given on the command line)."""
+    source = ctx.get_parameter_source(param)
+    return source is None or source.name == "DEFAULT"
+
+
 doctor_app = typer.Typer(
     help="Check the stack, a plan before deploying, or explain a stuck job; every finding comes with a fix.",
     invoke_without_command=True,
@@ -70,6 +79,14 @@ def doctor(
             "account's EC2 vCPU quotas and the zones offering each GPU instance type.",
         ),
     ] = None,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also scan the artifact store: every version record and alias, and a random sample of "
+            f"blobs read and hashed (default timeout {DEEP_TIMEOUT:g} s).",
+        ),
+    ] = False,
 ) -> None:
     """Check every layer of the stack in force: environment, artifacts, data, compute, orchestrator.
 
@@ -87,7 +104,9 @@ def doctor(
     from mlstack.doctor.runner import diagnose
 
     loaded = load(manifest_path)
-    report = diagnose(loaded.manifest, timeout=timeout)
+    if deep and _default(ctx, "timeout"):
+        timeout = DEEP_TIMEOUT  # reading blobs takes longer than probing endpoints
+    report = diagnose(loaded.manifest, timeout=timeout, deep=deep)
     m = loaded.manifest
     _finish(
         report,

@@ -287,7 +287,42 @@ def _probe_finding(client: Any, section: S3Artifacts) -> Finding:
     )
 
 
-def checks(m: Manifest) -> list[Check]:
+# ---------------------------------------------------------------- deep: the store's content
+DEEP_SAMPLE = 500  # blobs read per `doctor --deep` (random); records and aliases are all checked
+
+
+def deep_findings(m: Manifest, sink: Sink, timeout: float, sample: int = DEEP_SAMPLE) -> None:
+    """Scan the store: every record and alias, a random sample of blobs, within the doctor's deadline."""
+    import time
+
+    from mlstack import artifacts
+
+    st = artifacts.store(m)
+    report = st.scan(sample=sample, deadline=time.monotonic() + timeout * 0.8)
+    for p in report.problems:
+        sink.add(fail(f"artifacts.integrity.{p.what}", f"{p.ref}: {p.message}", p.fix))
+    if report.complete:
+        sink.add(ok("artifacts.integrity", report.summary()))
+    else:
+        sink.add(
+            warn(
+                "artifacts.integrity",
+                report.summary(),
+                "`mlstack artifacts verify` reads every blob; `mlstack artifacts verify --repair` also repairs",
+            )
+        )
+
+
+def checks(m: Manifest, deep: bool = False) -> list[Check]:
+    if deep:
+        return [
+            *checks(m),
+            Check(
+                "artifacts.integrity",
+                lambda sink, timeout: deep_findings(m, sink, timeout),
+                "give it more time (--timeout), or run `mlstack artifacts verify --sample N` on its own",
+            ),
+        ]
     section = m.artifacts
     if isinstance(section, LocalArtifacts):
         local = section

@@ -43,6 +43,20 @@ class StoreEnv:
         pages = self.raw.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
+    def read_raw(self, key: str) -> bytes:
+        """A stored object's bytes, read behind the store's back."""
+        if self.raw is None:
+            return (Path(self.manifest["artifacts"]["root"]) / key).read_bytes()
+        full = f"{self.prefix}/{key}" if self.prefix else key
+        data: bytes = self.raw.get_object(Bucket=self.bucket, Key=full)["Body"].read()
+        return data
+
+    def flip(self, key: str, byte: int = -1) -> None:
+        """Flip the low bit of one byte of a stored object (default: the last byte)."""
+        data = bytearray(self.read_raw(key))
+        data[byte] ^= 1
+        self.tamper(key, bytes(data))
+
     def tamper(self, key: str, data: bytes) -> None:
         """Overwrite a stored object behind the store's back (to simulate corruption)."""
         if self.raw is None:
@@ -79,7 +93,12 @@ def _fresh_store_cache() -> Iterator[None]:
 
 
 def make_env(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    kind: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    *,
+    versioned: bool = False,
 ) -> StoreEnv:
     env: dict[str, str] = {}
     raw = None
@@ -94,6 +113,8 @@ def make_env(
         raw = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         bucket = f"art-{uuid.uuid4().hex[:12]}"
         raw.create_bucket(Bucket=bucket)
+        if versioned:
+            raw.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         prefix = "team/ml"
         env = {
             "AWS_ACCESS_KEY_ID": "testing",
@@ -109,7 +130,7 @@ def make_env(
         }
     elif kind == "seaweedfs":
         sw = request.getfixturevalue("seaweedfs")
-        bucket = sw.create_bucket()
+        bucket = sw.create_bucket(versioned=versioned)
         raw = sw.client()
         prefix = "art"
         env = {k: v for k, v in sw.env().items() if k != "AWS_ENDPOINT_URL_S3"}

@@ -4,13 +4,19 @@
 - ``None``: forward it and relay the answer;
 - ``"503"``: answer 503 SlowDown without forwarding (S3 throttling);
 - ``"reset-before"``: reset the connection without forwarding (the request never happened);
-- ``"reset-after"``: forward it, then reset instead of answering (the request happened; its answer is lost).
+- ``"reset-after"``: forward it, then reset instead of answering (the request happened; its answer is lost);
+- ``"truncate"``: forward it, answer with the full Content-Length but only part of the body (or part of the
+  head when there is no body), then reset: a body dropped mid-read;
+- ``"flip"``: forward it and answer with one bit of the body flipped (``flip_at(body)`` picks the bit;
+  default: a random one), as an unprotected link (plain HTTP) may;
+- ``"flip-request"``: flip one bit of the request body before forwarding it (an upload corrupted in transit).
 The Host header is passed through unchanged, so SigV4 signatures stay valid upstream.
 """
 
 from __future__ import annotations
 
 import http.client
+import random
 import socket
 import struct
 import threading
@@ -25,6 +31,29 @@ SLOWDOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
+
+
+def only(match: str, kind: str, times: int | None = None, method: str = "GET") -> Plan:
+    """Fault requests whose path contains ``match`` (and whose method is ``method``) with ``kind``: the first
+    ``times`` of them, or every one when ``times`` is None."""
+    state = {"n": 0}
+    lock = threading.Lock()
+
+    def plan(n: int, m: str, path: str) -> str | None:
+        if m != method or match not in path:
+            return None
+        with lock:
+            state["n"] += 1
+            hit = times is None or state["n"] <= times
+        return kind if hit else None
+
+    return plan
+
+
+def flip_bit(data: bytes, bit: int) -> bytes:
+    out = bytearray(data)
+    out[bit // 8] ^= 1 << (bit % 8)
+    return bytes(out)
 
 
 def every(k: int, kinds: tuple[str, ...] = ("503", "reset-before", "reset-after")) -> Plan:
@@ -44,14 +73,25 @@ def every(k: int, kinds: tuple[str, ...] = ("503", "reset-before", "reset-after"
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, plan: Plan, *, deny_missing: bool = False) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        plan: Plan,
+        *,
+        deny_missing: bool = False,
+        flip_at: Callable[[bytes], int] | None = None,
+        seed: int = 0,
+    ) -> None:
         """``deny_missing``: answer 403 AccessDenied where upstream says 404 for a key, as AWS does for a
-        caller whose ListBucket permission is prefix-conditioned."""
+        caller whose ListBucket permission is prefix-conditioned. ``flip_at(body)``: which bit a ``flip``
+        fault flips (default: a random one, from ``seed``)."""
         u = urlsplit(upstream)
         self.upstream_host = u.hostname or "127.0.0.1"
         self.upstream_port = u.port or 80
         self.plan = plan
         self.deny_missing = deny_missing
+        rng = random.Random(seed)
+        self.flip_at = flip_at or (lambda body: rng.randrange(len(body) * 8))
         self.counts: Counter[str] = Counter()
         self.requests = 0
         self._lock = threading.Lock()
@@ -89,6 +129,8 @@ class FaultProxy:
                 if fault == "reset-before":
                     self._reset()
                     return
+                if fault == "flip-request" and body:
+                    body = flip_bit(body, random.randrange(len(body) * 8))
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=120)
                 try:
@@ -99,6 +141,19 @@ class FaultProxy:
                 finally:
                     conn.close()
                 if fault == "reset-after":
+                    self._reset()
+                    return
+                if fault == "flip" and data and self.command != "HEAD":
+                    data = flip_bit(data, proxy.flip_at(data))
+                if fault == "truncate":
+                    head = f"HTTP/1.1 {status} {reason}\r\n".encode()
+                    for k, v in resp_headers:
+                        if k.lower() not in _HOP and k.lower() != "content-length":
+                            head += f"{k}: {v}\r\n".encode()
+                    head += f"Content-Length: {len(data)}\r\n\r\n".encode()
+                    cut = head + data[: len(data) // 2] if data else head[: len(head) // 2]
+                    self.wfile.write(cut)
+                    self.wfile.flush()
                     self._reset()
                     return
                 if (

@@ -163,3 +163,52 @@ def test_no_aws_credentials_is_a_clear_error(
     assert main(["artifacts", "ls"]) == 1
     err = capsys.readouterr().err
     assert "no AWS credentials found" in err and "AWS_ACCESS_KEY_ID" in err and "Traceback" not in err
+
+
+def test_a_refusing_endpoint_fails_fast_through_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #15: a dead endpoint cost 8 attempts with back-off (6-10 s) before one line; now 2 attempts."""
+    import socket
+
+    import urllib3.util.connection as conn
+
+    from mlstack.artifacts import s3
+    from tests.conftest import free_port
+
+    port = free_port()  # bound and released: nothing listens there, connections are refused
+    m = {
+        "version": 1,
+        "project": "t",
+        "stack": "t",
+        "artifacts": {
+            "kind": "s3",
+            "bucket": "bkt",
+            "region": "us-east-1",
+            "endpoint_url": f"http://127.0.0.1:{port}",
+        },
+        "data": {"kind": "local", "path": str(tmp_path / "x.duckdb")},
+        "compute": {"kind": "local"},
+        "orchestrator": {"kind": "local"},
+    }
+    path = tmp_path / "dead.json"
+    path.write_text(json.dumps(m))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
+    attempts: list[tuple[str, int]] = []
+    real = conn.create_connection
+
+    def counting(address: tuple[str, int], *a: object, **kw: object) -> socket.socket:
+        attempts.append(address)
+        return real(address, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(conn, "create_connection", counting)
+    capsys.readouterr()
+    assert main(["artifacts", "ls", "--manifest", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach S3 at http://127.0.0.1:{port}" in err and f"{s3.CONNECT_ATTEMPTS} attempts" in err
+    assert "fix:" in err and "Traceback" not in err
+    assert len(attempts) == s3.CONNECT_ATTEMPTS == 2
+    attempts.clear()
+    assert main(["artifacts", "put", "x", __file__, "--manifest", str(path)]) == 1
+    assert 0 < len(attempts) <= 2 * s3.CONNECT_ATTEMPTS  # at most two requests before the first error

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ import pytest
 import mlstack
 from mlstack import errors
 from tests.artifacts.conftest import StoreEnv
-from tests.artifacts.faultproxy import FaultProxy, every
+from tests.artifacts.faultproxy import FaultProxy, every, only
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 120.0
@@ -280,3 +281,146 @@ def test_a_file_changed_during_a_multipart_put_is_refused(
     assert not [k for k in art.object_keys() if "/blobs/" in k]
     assert not art.raw.list_multipart_uploads(Bucket=art.bucket).get("Uploads")
     assert st.put("growing", src).size == (24 << 20) + len(b"late bytes")  # the retry stores the new bytes
+
+
+# ---------------------------------------------------------------- issue #12: truncated, flipped and lost answers
+def _through(proxy: FaultProxy, art: StoreEnv) -> object:
+    """A store on ``art``'s bucket whose requests go through ``proxy``."""
+    from mlstack import manifest
+
+    m = json.loads(json.dumps(art.manifest))
+    m["artifacts"]["endpoint_url"] = proxy.url
+    return mlstack.artifacts.store(manifest.from_dict(m))
+
+
+def _gets(k: int, kinds: tuple[str, ...]) -> Callable[[int, str, str], str | None]:
+    """Fault every k-th GET, cycling through ``kinds``."""
+    state = {"n": 0}
+
+    def plan(n: int, method: str, path: str) -> str | None:
+        if method != "GET" or "list-type" in path:
+            return None
+        state["n"] += 1
+        return kinds[(state["n"] // k) % len(kinds)] if state["n"] % k == 0 else None
+
+    return plan
+
+
+def test_truncated_and_flipped_get_bodies_are_fetched_again(s3art: StoreEnv, tmp_path: Path) -> None:
+    st = s3art.store()
+    small = [st.put("doc", f"payload {i}".encode() * 50, alias="prod") for i in range(4)]
+    big_src = _big(tmp_path / "big.bin", 20 << 20)
+    st.put("big", big_src)
+    d = tmp_path / "d"
+    d.mkdir()
+    for i in range(12):
+        (d / f"f{i}.txt").write_text(f"file {i}\n" * 40)
+    st.put("dir", d)
+    with FaultProxy(s3art.manifest["artifacts"]["endpoint_url"], _gets(3, ("truncate", "flip"))) as proxy:
+        flaky = _through(proxy, s3art)
+        got = [flaky.load(f"doc@{v.version}") for v in small]
+        prod = flaky.load("doc:prod")
+        listing = flaky.ls("doc")
+        flaky.get("dir", tmp_path / "d-out")
+    with FaultProxy(s3art.manifest["artifacts"]["endpoint_url"], _gets(2, ("truncate",))) as cut:
+        out = _through(cut, s3art).get("big", tmp_path / "big-out.bin")  # ranged parts cut short
+    with FaultProxy(s3art.manifest["artifacts"]["endpoint_url"], only("/blobs/", "flip", times=1)) as once:
+        out2 = _through(once, s3art).get("big", tmp_path / "big-out2.bin")  # one part flipped
+    assert proxy.counts["truncate"] >= 3 and proxy.counts["flip"] >= 3, proxy.counts
+    assert cut.counts["truncate"] >= 1 and once.counts["flip"] == 1
+    assert got == [f"payload {i}".encode() * 50 for i in range(4)]
+    assert prod == got[-1] and [v.version for v in listing] == [4, 3, 2, 1]
+    assert _tree(tmp_path / "d-out") == _tree(d)
+    assert out.read_bytes() == big_src.read_bytes() == out2.read_bytes()
+
+
+def _tree(p: Path) -> dict[str, bytes]:
+    return {q.relative_to(p).as_posix(): q.read_bytes() for q in sorted(p.rglob("*")) if q.is_file()}
+
+
+@pytest.mark.slow
+def test_a_flipped_alias_never_resolves_to_another_version(s3art: StoreEnv) -> None:
+    st = s3art.store()
+    for data in (b"one", b"two", b"three"):
+        st.put("m", data)
+    st.set_alias("m", 1, "prod")
+    endpoint = s3art.manifest["artifacts"]["endpoint_url"]
+    raw = s3art.read_raw("artifacts/m/aliases/prod.json")
+
+    def version_digit(body: bytes) -> int:
+        # '1' (0x31) -> '3' (0x33): the alias would name version 3, which exists
+        return (body.index(b'"version":1') + len(b'"version":')) * 8 + 1
+
+    with (
+        FaultProxy(endpoint, only("aliases/prod.json", "flip"), flip_at=version_digit) as always,
+        pytest.raises(errors.IntegrityError, match="m:prod"),
+    ):
+        _through(always, s3art).load("m:prod")
+    with FaultProxy(endpoint, only("aliases/prod.json", "flip", times=1), flip_at=version_digit) as once:
+        assert _through(once, s3art).load("m:prod") == b"one"
+    for seed in range(6):  # any single bit, anywhere in the document
+        with FaultProxy(endpoint, only("aliases/prod.json", "flip", times=1), seed=seed) as p:
+            assert _through(p, s3art).load("m:prod") == b"one"
+    # a 0.1 alias document has no seal: the digest it holds still decides
+    legacy = {k: v for k, v in json.loads(raw).items() if k != "check"}
+    s3art.tamper("artifacts/m/aliases/prod.json", json.dumps(legacy, separators=(",", ":")).encode())
+    with (
+        FaultProxy(endpoint, only("aliases/prod.json", "flip"), flip_at=version_digit) as always,
+        pytest.raises(errors.IntegrityError, match="holds sha256"),
+    ):
+        _through(always, s3art).load("m:prod")
+    assert always.counts["flip"] >= 3
+
+
+@pytest.mark.slow
+def test_a_write_whose_answer_was_lost_resolves_to_what_exists(s3art: StoreEnv, tmp_path: Path) -> None:
+    """The server acted, but every one of botocore's 8 attempts lost its answer: reset after the request
+    was forwarded, or the answer's head cut in half."""
+    endpoint = s3art.manifest["artifacts"]["endpoint_url"]
+    with FaultProxy(endpoint, only("/versions/", "reset-after", times=8, method="PUT")) as p:
+        v = _through(p, s3art).put("m", b"first")
+    assert p.counts["reset-after"] == 8 and v.version == 1
+    with FaultProxy(endpoint, only("/aliases/", "truncate", times=8, method="PUT")) as p:
+        a = _through(p, s3art).set_alias("m", 1, "prod")
+    assert p.counts["truncate"] == 8 and a.aliases == ["prod"]
+    with FaultProxy(endpoint, only("/blobs/", "reset-after", times=8, method="PUT")) as p:
+        b = _through(p, s3art).put("m", b"second")
+    assert p.counts["reset-after"] == 8 and b.version == 2
+    st = s3art.store()
+    assert [v.version for v in st.ls("m")] == [2, 1]
+    assert [h["version"] for h in st.alias_history("m", "prod")] == [1]
+    assert st.load("m:prod") == b"first" and st.load("m") == b"second"
+    assert sum("/m/versions/" in k for k in s3art.object_keys()) == 2
+
+
+@pytest.mark.seaweedfs
+def test_uploads_corrupted_in_transit_are_refused_and_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """SeaweedFS checks every body against its SHA-256 (moto does not): one flipped bit per upload."""
+    from tests.artifacts.conftest import make_env
+
+    art = make_env("seaweedfs", tmp_path, monkeypatch, request)
+    endpoint = art.manifest["artifacts"]["endpoint_url"]
+    src = _big(tmp_path / "big.bin", 20 << 20)
+
+    def first_of_each(n: int, method: str, path: str) -> str | None:
+        if method != "PUT":
+            return None
+        kind = "part" if "partNumber" in path else path.split("/")[3] if path.count("/") > 3 else path
+        if kind in seen:
+            return None
+        seen.add(kind)
+        return "flip-request"
+
+    seen: set[str] = set()
+    with FaultProxy(endpoint, first_of_each) as p:
+        st = _through(p, art)
+        v = st.put("big", src, alias="prod")
+        small = st.put("small", b"small payload" * 10)
+    assert p.counts["flip-request"] >= 3, seen
+    st = art.store()
+    assert st.get(v.ref, tmp_path / "out.bin").read_bytes() == src.read_bytes()
+    assert st.load(small.ref) == b"small payload" * 10
+    assert st.resolve("big:prod").version == 1
+    assert st.scan().ok
