@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlstack.artifacts._model import Ref, Version, parse_ref
+from mlstack.artifacts._model import IntegrityWarning, Problem, Ref, Version, parse_ref
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlstack.artifacts._store import ArtifactStore
@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ArtifactStore",
+    "IntegrityWarning",
+    "Problem",
     "Ref",
     "Version",
     "get",

@@ -14,6 +14,7 @@ is restored from a backup.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -141,8 +142,11 @@ def scan(
         rep.names += 1
         numbers = st._numbers(name)
         versions: dict[int, Version] = {}
-        for n in numbers:
-            v = _check_record(st, name, n, rep, repair, s3)
+        found: list[Problem] = []
+        one = functools.partial(_check_record, st, name, found=found, repair=repair, s3=s3)
+        checked = list(st._pool.map(one, numbers))
+        rep.problems.extend(sorted(found, key=lambda p: p.key))
+        for n, v in zip(numbers, checked, strict=True):
             if v is None:
                 continue
             rep.versions += 1
@@ -211,8 +215,9 @@ def scan(
 
 
 def _check_record(
-    st: ArtifactStore, name: str, n: int, rep: ScanReport, repair: bool, s3: bool
+    st: ArtifactStore, name: str, n: int, found: list[Problem], repair: bool, s3: bool
 ) -> Version | None:
+    """Read and check one record (on the store's pool: list.append is atomic, so ``found`` is shared)."""
     key = version_key(name, n)
     try:
         return st._record(name, n, fresh=True)
@@ -226,11 +231,11 @@ def _check_record(
         if v is not None:
             problem.repaired = True
             problem.fix = "restored the newest intact copy from bucket versioning"
-            rep.problems.append(problem)
+            found.append(problem)
             return v
     if repair and not problem.repaired:
         problem.fix = ("no intact earlier copy in bucket versioning; " if s3 else "") + problem.fix
-    rep.problems.append(problem)
+    found.append(problem)
     return None
 
 

@@ -796,6 +796,8 @@ class ArtifactStore:
         """All or nothing: every file is downloaded and verified into a temporary sibling of ``out``, which
         then takes its place; a failure leaves ``out`` as it was, with no download still running."""
         listing = self._listing(v)
+        if out.is_symlink():
+            out = out.resolve()  # write where the link points; never replace the link itself
         if out.exists() and not out.is_dir():
             raise UsageError(
                 f"cannot get folder artifact {v.ref} into {out}: it is a file",
@@ -914,7 +916,7 @@ class ArtifactStore:
                 if key in seen:
                     continue
                 seen.add(key)
-                with contextlib.suppress(ArtifactNotFound, UsageError, ValueError):
+                with contextlib.suppress(ArtifactNotFound, UsageError, ValueError, IntegrityError):
                     parent = self.resolve(f"{i['name']}@{i['version']}")
                     if parent.inputs:
                         self._lineage_lines(parent, lines, indent + "   ", depth - 1, seen)
@@ -976,7 +978,6 @@ def _commit_tree(stage: Path, out: Path, files: list[PurePosixPath]) -> None:
     """
     try:
         os.rename(stage, out)  # rename(2) replaces a missing or empty directory atomically
-        stage.mkdir()  # for the caller's cleanup
         return
     except OSError:
         pass  # a non-empty folder: merge

@@ -135,17 +135,23 @@ def part_size(size: int) -> int:
     return max(PART_SIZE, -(-size // MAX_PARTS))
 
 
-def composite_sha256(path: str | os.PathLike[str], size: int) -> str:
-    """The COMPOSITE checksum S3 keeps for a multipart upload of this file in :func:`part_size` parts:
-    base64 SHA-256 of the parts' SHA-256 digests, then ``-<number of parts>``."""
-    part = part_size(size)
-    outer = hashlib.sha256()
-    n = 0
-    with open(path, "rb", buffering=0) as fh:
-        while chunk := fh.read(part):
-            outer.update(hashlib.sha256(chunk).digest())
-            n += 1
-    return f"{base64.b64encode(outer.digest()).decode()}-{n}"
+def _part_sha256(fd: int, offset: int, length: int) -> str:
+    """Base64 SHA-256 of ``length`` bytes of ``fd`` at ``offset`` (one multipart part)."""
+    h = hashlib.sha256()
+    end = offset + length
+    while offset < end:
+        chunk = os.pread(fd, min(4 << 20, end - offset), offset)
+        if not chunk:
+            break
+        h.update(chunk)
+        offset += len(chunk)
+    return base64.b64encode(h.digest()).decode()
+
+
+def _composite(part_sums: list[str]) -> str:
+    """S3's COMPOSITE checksum of a multipart object: SHA-256 of the parts' digests, ``-<parts>``."""
+    outer = hashlib.sha256(b"".join(base64.b64decode(p) for p in part_sums))
+    return f"{base64.b64encode(outer.digest()).decode()}-{len(part_sums)}"
 
 
 def _code(exc: bexc.ClientError) -> str:
@@ -304,11 +310,10 @@ class S3Backend(Backend):
                     problem = f"{len(body)} bytes arrived for a range of {rng[1] - rng[0] + 1}"
             except _BODY_ERRORS as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            finally:
-                with contextlib.suppress(Exception):
-                    r["Body"].close()
             if problem is None:
-                return body, str(r.get("ETag", ""))
+                return body, str(r.get("ETag", ""))  # read to the end: the connection went back to the pool
+            with contextlib.suppress(Exception):
+                r["Body"].close()  # a broken or short body: never reuse that connection
             if attempt == BODY_ATTEMPTS:
                 raise BackendError(
                     f"S3 GetObject on s3://{self.bucket}/{op_key}: the body broke off {BODY_ATTEMPTS} times "
@@ -487,14 +492,34 @@ class S3Backend(Backend):
                 progress(len(data))
             return digest, len(data), written
         before = os.stat(path)
-        digest, size = sha256_file(path)
         stamp = (before.st_size, before.st_mtime_ns)
+        part = part_size(before.st_size)
+        # the parts' SHA-256 (sent with each part, and S3's COMPOSITE checksum) are computed on the pool
+        # while this thread hashes the whole file: two cores busy now rather than hashing during the upload
+        fd = os.open(path, os.O_RDONLY)
+        futures: list[cf.Future[str]] = []
+        try:
+            futures = [
+                self._pool.submit(_part_sha256, fd, off, min(part, before.st_size - off))
+                for off in range(0, before.st_size, part)
+            ]
+            digest, size = sha256_file(path)
+            part_sums = [f.result() for f in futures]
+        finally:
+            cf.wait(futures)
+            os.close(fd)
+        if size != before.st_size:
+            raise IntegrityError(
+                f"{path} changed while it was being put; nothing was stored",
+                fix="put it again once the file is no longer being written",
+            )
+        composite = _composite(part_sums)
         written = self._store_blob(
             digest,
             size,
-            lambda cond: self._multipart(path, size, digest, progress, stamp, cond),
+            lambda cond: self._multipart(path, size, digest, progress, stamp, cond, part_sums),
             check_first=True,
-            parts=lambda: composite_sha256(path, size),
+            parts=lambda: composite,
         )
         return digest, size, written
 
@@ -506,6 +531,7 @@ class S3Backend(Backend):
         progress: Progress | None,
         stamp: tuple[int, int],
         cond: dict[str, str],
+        part_sums: list[str],
     ) -> bool:
         key = self._key(blob_key(digest))
         part = part_size(size)
@@ -524,8 +550,10 @@ class S3Backend(Backend):
 
             def send(num: int, offset: int) -> dict[str, Any]:
                 body = os.pread(fd, min(part, size - offset), offset)
-                # S3 checks each part against its SHA-256: a part corrupted in transit is refused (BadDigest)
-                sha = _b64(hashlib.sha256(body).hexdigest())
+                # S3 checks each part against the SHA-256 computed when the file was hashed: a part
+                # corrupted in transit is refused (BadDigest) and sent again; one whose bytes changed since
+                # is refused every time
+                sha = part_sums[num - 1]
                 for attempt in range(1, BODY_ATTEMPTS + 1):
                     try:
                         r = self.client.upload_part(
@@ -538,8 +566,14 @@ class S3Backend(Backend):
                         )
                         break
                     except bexc.ClientError as exc:
-                        if _code(exc) not in _BAD_BODY or attempt == BODY_ATTEMPTS:
+                        if _code(exc) not in _BAD_BODY:
                             raise
+                        if attempt == BODY_ATTEMPTS or _b64(hashlib.sha256(body).hexdigest()) != sha:
+                            raise IntegrityError(
+                                f"{path} changed while it was being put, or the network corrupts every "
+                                f"upload of part {num}; nothing was stored",
+                                fix="put it again once the file is no longer being written",
+                            ) from exc
                 if progress:
                     progress(len(body))
                 return {"PartNumber": num, "ETag": r["ETag"], "ChecksumSHA256": sha}
@@ -569,7 +603,10 @@ class S3Backend(Backend):
                 code = _code(exc)
                 if code in _PRECONDITION or code in _CONFLICT:
                     return False
-                if code == "NoSuchUpload" and self._blob_state(digest, size)[0] == "ok":
+                if (
+                    code == "NoSuchUpload"
+                    and self._blob_state(digest, size, lambda: _composite(part_sums))[0] == "ok"
+                ):
                     done = True  # a retried Complete whose first attempt succeeded
                     return True
                 raise self._fail(exc, "CompleteMultipartUpload", key) from exc
