@@ -129,7 +129,8 @@ def run_demo(home: Path | None, *, json_out: bool = False) -> dict[str, Any]:
     )
     console.print(report["model"]["lineage"], markup=False)
     console.print(
-        f"\nNext: mlstack runs show latest (this run: params, each step's result, what it read and wrote); "
+        f"\nNext: mlstack runs show latest (this run: params, each step's result, what it read and wrote; "
+        f"--html report.html draws it as one page); "
         f"mlstack artifacts show {v.name}:production; "
         f"mlstack run {example_path()} --local -p threshold=0.8; mlstack render {example_path()} --argo",
         markup=False,

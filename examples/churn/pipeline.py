@@ -95,9 +95,19 @@ def train(features: dict[str, Any], C: float, seed: int) -> dict[str, Any]:
 def evaluate(train: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
     """Pick the best branch; move ``production`` to it only when its AUC passes the threshold."""
     import mlstack.artifacts as artifacts
+    import mlstack.card as card
 
     best = max(train, key=lambda r: r["auc"])
     promoted = best["auc"] >= threshold
+    # the run report (`mlstack runs show RUN --html report.html`) shows this card under the step
+    card.markdown(
+        f"## Model selection\nBest of {len(train)}: `C={best['C']}`, AUC **{best['auc']:.4f}** "
+        f"(threshold {threshold}): production {'moves to' if promoted else 'stays; not moved to'} "
+        f"version {best['version']}."
+    )
+    card.table(
+        [{"C": r["C"], "auc": round(r["auc"], 4), "version": r["version"]} for r in train], title="candidates"
+    )
     # the gate: the run's record and summary say whether production moved, and why
     artifacts.promote(
         MODEL,

@@ -272,7 +272,8 @@ def print_summary(
     for e in errors:
         console.print(f"warning: the run record is incomplete: {e}", markup=False)
     console.print(
-        f"Report: mlstack runs show {run_id}   logs: mlstack runs logs {run_id} [STEP]", markup=False
+        f"Report: mlstack runs show {run_id} [--html report.html]   logs: mlstack runs logs {run_id} [STEP]",
+        markup=False,
     )
 
 

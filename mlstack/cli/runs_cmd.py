@@ -111,6 +111,16 @@ def ls(
 def show(
     run: RunArg,
     pipeline: PipelineOpt = None,
+    html_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="Also write the run report to FILE: one self-contained page with the DAG, a timeline, "
+            "results, failed steps' logs, the lineage and the steps' cards.",
+            dir_okay=False,
+        ),
+    ] = None,
     manifest_path: ManifestOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -127,10 +137,18 @@ def show(
             fix="restore runs/records/<id>/run.json from a backup or bucket versioning",
         )
     doc = r.to_dict()
+    if html_out is not None:
+        from mlstack.runs import _report
+
+        doc["report"] = _report.write(r, html_out)
     if json_out:
         emit_json(doc)
         return
     _print_run(r, doc)
+    if html_out is not None:
+        console.print(
+            f"Report: {doc['report']} (one self-contained page: open it in a browser)", markup=False
+        )
 
 
 def _print_run(r: Any, doc: dict[str, Any]) -> None:

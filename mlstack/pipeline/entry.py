@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
 
             pod = PodRecorder.begin(pipe, s, params, item, ns.item is not None)
             if pod is not None:
+                # the pod learns its branch here: the step's card (mlstack.card) is that branch's
+                if pod.branch is not None:
+                    os.environ["MLSTACK_STEP"] = f"{s.name}[{pod.branch}]"
                 reused, result = pod.reusable()
         print(
             f"[mlstack] step {s.name}" + (f"[{ns.index}]" if ns.index is not None else "") + " starting",

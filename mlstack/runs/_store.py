@@ -8,7 +8,7 @@ prefix), written through the artifacts Backend, so every machine holding the man
     runs/records/<run id>/run.json            the run record (created once, replaced by compare-and-swap)
     runs/records/<run id>/lease.json          the runner's heartbeat, while the run lasts past one beat
     runs/records/<run id>/steps/<step>.json   one per step, ``<step>@<branch>.json`` per fan-out branch
-    runs/records/<run id>/cards/...           reserved for step cards (the run report)
+    runs/records/<run id>/cards/<step>.json   a step's card (mlstack.card; <step>@<branch>.json per branch)
     runs/cache/<pipeline>/<step>/<key>.json   a cached step result (``@step(cache=True)``), created once
     blobs/sha256/...                          logs and results: the store's content-addressed blobs
 
