@@ -46,6 +46,7 @@ schedule_app = typer.Typer(
         "`ls` lists them, `rm NAME` removes one. The local stack has no scheduler."
     ),
     no_args_is_help=True,
+    subcommand_metavar="PATH | ls | rm NAME",
 )
 
 PathArg = Annotated[Path, typer.Argument(help="A pipeline file, or a folder holding pipeline.py.")]
