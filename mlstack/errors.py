@@ -74,12 +74,15 @@ class MissingExtraError(MlstackError):
     headline = "missing optional dependency"
 
     def __init__(self, module: str, extra: str, feature: str) -> None:
+        # one line that names the extra and the command installing it; the fix repeats it for --json
         super().__init__(
-            f"{feature} needs the Python package '{module}', which is not installed",
+            f"{feature} needs mlstack[{extra}] (the Python package '{module}' is not installed): "
+            f"pip install 'mlstack[{extra}]'",
             fix=f"pip install 'mlstack[{extra}]'",
         )
         self.module = module
         self.extra = extra
+        self.feature = feature
 
 
 class NotFoundError(MlstackError):

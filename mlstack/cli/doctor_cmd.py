@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlstack.cli._common import JsonOpt, ManifestOpt, console, emit_json, load
+from mlstack.cli._common import JsonOpt, ManifestOpt, console, emit_json, load, print_table
 
 TimeoutOpt = Annotated[
     float,
@@ -32,7 +32,7 @@ doctor_app = typer.Typer(
     invoke_without_command=True,
 )
 
-_STYLE = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]fail[/]"}
+_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
 def register(app: typer.Typer) -> None:
@@ -40,15 +40,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _render(title: str, findings: list[Any]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=title, title_justify="left")
-    for col in ("status", "check", "detail", "fix"):
-        t.add_column(col, overflow="fold")
-    for f in findings:
-        t.add_row(_STYLE[f.status], f.check, escape(f.detail), escape(f.fix or ""))
-    console.print(t)
+    print_table(
+        title,
+        ["status", "check", "detail", "fix"],
+        [(Text(f.status, style=_STYLE[f.status]), f.check, f.detail, f.fix or "") for f in findings],
+    )
 
 
 def _finish(report: Any, title: str, json_out: bool, extra: dict[str, Any]) -> None:

@@ -66,20 +66,32 @@ for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
 
+def command():  # type: ignore[no-untyped-def]
+    """The click command tree of the app, with the shared help-page rules applied (see _common.tidy_help)."""
+    from mlstack.cli._common import tidy_help
+
+    return tidy_help(typer.main.get_command(app))
+
+
 def _wants_json(argv: list[str]) -> bool:
     return "--json" in argv
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns (and exits with) the process exit code."""
-    from mlstack.errors import MlstackError
+    from mlstack.errors import MissingExtraError, MlstackError
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("MLSTACK_DEBUG") == "1"
     code = 0
+    root = None
     try:
-        rv = app(args=args, prog_name="mlstack", standalone_mode=False)
+        root = command()
+        rv = root.main(args=args, prog_name="mlstack", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
+    except MissingExtraError as exc:  # said the same way by every verb: "mlstack VERB needs mlstack[EXTRA]"
+        err = MissingExtraError(exc.module, exc.extra, _verb(root, args))
+        code = _report(err.message, err.fix, type(err).__name__, err.exit_code, args, debug, exc)
     except MlstackError as exc:
         code = _report(exc.message, exc.fix, type(exc).__name__, exc.exit_code, args, debug, exc)
     except typer.Exit as exc:
@@ -95,25 +107,55 @@ def main(argv: list[str] | None = None) -> int:
         ctx = getattr(exc, "ctx", None)
         hint = f"run `{ctx.command_path} --help`" if ctx is not None else "run `mlstack --help`"
         code = _report(exc.format_message(), hint, "UsageError", 2, args, debug, exc)
+    except ModuleNotFoundError as exc:
+        # an optional dependency missing somewhere inside a verb: name the extra that brings it, the same
+        # way every verb does (errors.MissingExtraError), instead of an "unexpected error"
+        from mlstack.registry import extra_for_module
+
+        extra = extra_for_module(exc.name)
+        if extra is None:
+            code = _unexpected(exc, args, debug)
+        else:
+            err = MissingExtraError((exc.name or "").split(".")[0], extra, _verb(root, args))
+            code = _report(err.message, err.fix, type(err).__name__, err.exit_code, args, debug, exc)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         code = 130
     except Exception as exc:  # the last line of defence: never a bare traceback, never a secret it quotes
-        from mlstack._redact import redact
-
-        code = _report(
-            f"unexpected error: {type(exc).__name__}: {redact(str(exc))}",
-            "run again with --debug for the traceback, and report it if it looks like a bug",
-            "InternalError",
-            1,
-            args,
-            debug,
-            exc,
-        )
+        code = _unexpected(exc, args, debug)
     sys.stdout.flush()
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _unexpected(exc: BaseException, args: list[str], debug: bool) -> int:
+    from mlstack._redact import redact
+
+    return _report(
+        f"unexpected error: {type(exc).__name__}: {redact(str(exc))}",
+        "run again with --debug for the traceback, and report it if it looks like a bug",
+        "InternalError",
+        1,
+        args,
+        debug,
+        exc,
+    )
+
+
+def _verb(root, args: list[str]) -> str:  # type: ignore[no-untyped-def]
+    """``mlstack plan`` / ``mlstack doctor job``: the command words of ``args``, for messages."""
+    words = ["mlstack"]
+    cmd = root
+    for a in args:
+        sub = getattr(cmd, "commands", {}).get(a) if cmd is not None else None
+        if sub is None:
+            if a.startswith("-"):
+                continue  # a root option such as --debug
+            break
+        words.append(a)
+        cmd = sub
+    return " ".join(words)
 
 
 def _report(
@@ -130,7 +172,7 @@ def _report(
     if _wants_json(args):
         emit_json({"error": kind, "message": message, "fix": fix, "exit_code": code})
     err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
-    if fix:
+    if fix and fix not in message:  # a message that already says the fix is one line
         err_console.print(f"[bold]fix:[/] {escape(fix)}", markup=True, highlight=False)
     return code
 

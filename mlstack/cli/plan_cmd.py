@@ -60,8 +60,9 @@ def plan(
 
     An offline estimate, not a Pulumi preview. Exit 1 on a high-severity finding unless --no-fail.
     """
-    from mlstack.errors import UsageError
+    from mlstack.errors import UsageError, require
 
+    require("pulumi", "components", "mlstack plan")  # before anything imports it
     if graph is not None and out is None:
         raise UsageError(
             "--graph needs --out FILE",

@@ -66,6 +66,25 @@ def extras_findings(m: Manifest, installed=_installed) -> list[Finding]:
     return out
 
 
+def optional_extras_finding(m: Manifest, installed=_installed) -> Finding:
+    """The extras this stack does not need but verbs do (plan needs components, render --argo needs k8s...):
+    one finding listing every missing one with what it enables, and the one command installing them all."""
+    needed = needed_extras(m)
+    missing = [
+        extra
+        for extra in registry.EXTRA_USES  # in the order a newcomer meets them
+        if extra not in needed and not all(installed(mod) for mod in registry.EXTRA_MODULES[extra])
+    ]
+    if not missing:
+        return ok("environment.extras", "every optional extra is installed")
+    listed = "; ".join(f"{e} ({registry.EXTRA_USES.get(e, 'optional')})" for e in missing)
+    return warn(
+        "environment.extras",
+        f"not installed: {listed}",
+        f"pip install 'mlstack[{','.join(missing)}]' (or 'mlstack[all]'); each verb that needs one names it",
+    )
+
+
 def pulumi_finding(timeout: float, which=shutil.which) -> Finding:
     exe = which("pulumi")
     if not exe:
@@ -97,6 +116,7 @@ def checks(m: Manifest) -> list[Check]:
     def _env(sink: Sink, timeout: float) -> None:
         sink.add(python_finding())
         sink.extend(extras_findings(m))
+        sink.add(optional_extras_finding(m))
 
     def _pulumi(sink: Sink, timeout: float) -> None:
         sink.add(pulumi_finding(timeout))
