@@ -50,6 +50,7 @@ def run_demo(home: Path | None, *, json_out: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {
         "home": str(res.home),
         "manifest_path": str(res.manifest_path),
+        "origin": res.origin,
         "manifest": res.manifest.to_dict(),
         "layers": {},
     }
@@ -57,7 +58,13 @@ def run_demo(home: Path | None, *, json_out: bool = False) -> dict[str, Any]:
         report["layers"][layer] = {"kind": kind, "where": where}
     if not json_out:
         console.rule("[bold]mlstack demo[/]: the local stack")
-        console.print(f"Local stack in [bold]{res.home}[/]; manifest {res.manifest_path}")
+        console.print(f"Local stack {res.describe()}; manifest {res.manifest_path}", markup=False)
+        if res.origin == "new":
+            console.print(
+                "  (later commands run in this folder or below it find this stack; elsewhere, pass "
+                f"--home {res.home} or set MLSTACK_HOME={res.home})",
+                markup=False,
+            )
         print_table(None, ["layer", "kind", "where"], localstack.describe_layers(res.manifest))
         console.rule("[bold]the churn pipeline[/], on the local runner")
 

@@ -1,7 +1,9 @@
 """The local stack: the embedded default every layer falls back to.
 
 Artifacts in a folder, data in a DuckDB file plus a folder of Delta tables, compute as local processes and a
-local runner as orchestrator, all under ``MLSTACK_HOME`` (default ``./.mlstack``). Needs no credentials.
+local runner as orchestrator, all in one folder: ``--home``, else ``MLSTACK_HOME``, else the ``.mlstack``
+folder found in the current folder or a parent (the way git finds a repository), else a new ``./.mlstack``.
+Needs no credentials.
 """
 
 from __future__ import annotations
@@ -22,15 +24,30 @@ class InitResult:
     manifest_path: Path
     manifest: _manifest.Manifest
     created: list[str] = field(default_factory=list)
+    # how home was chosen: flag, home-env, here, parent or new (see manifest.locate_home)
+    origin: str = "flag"
 
     @property
     def changed(self) -> bool:
         return bool(self.created)
 
+    def describe(self) -> str:
+        """Which local stack this is and why, in a few words, for the line commands print."""
+        how = {
+            "flag": "given with --home",
+            "home-env": "from $MLSTACK_HOME",
+            "here": "found in this folder",
+            "parent": "found in a parent folder",
+            "new": "new: none found in this folder or a parent",
+        }.get(self.origin, self.origin)
+        return f"{self.home} ({how})"
+
 
 def init(home_dir: str | os.PathLike[str] | None = None, *, project: str = "local") -> InitResult:
     """Create the local stack's folders and write its manifest. Running it again changes nothing."""
-    h = _manifest.home(home_dir)
+    h, origin = _manifest.locate_home(home_dir)
+    if origin in ("here", "parent") and not h.is_dir():  # beside a found mlstack.json: still a new folder
+        origin = "new"
     m = _manifest.local_default(h, project=project)
     created: list[str] = []
     dirs = [h, Path(m.artifacts.root)]  # type: ignore[union-attr]
@@ -50,7 +67,7 @@ def init(home_dir: str | os.PathLike[str] | None = None, *, project: str = "loca
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
         created.append(str(path))
-    return InitResult(h, path, m, created)
+    return InitResult(h, path, m, created, origin)
 
 
 def describe_layers(m: _manifest.Manifest) -> list[tuple[str, str, str]]:

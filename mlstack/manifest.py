@@ -5,8 +5,9 @@ credentials come from each system's own configuration (the AWS credential chain,
 connections.toml, ~/.databrickscfg, kubeconfig).
 
 Resolution, first match wins: an explicit path (``--manifest PATH``) > ``MLSTACK_MANIFEST`` (a path, or
-inline JSON starting with ``{``) > ``./mlstack.json`` > the local default stack under ``MLSTACK_HOME``
-(default ``./.mlstack``).
+inline JSON starting with ``{``) > the nearest ``mlstack.json`` or ``.mlstack/`` in the current folder or a
+parent, found the way git finds a repository (:func:`discover`) > the local stack in ``MLSTACK_HOME``, else
+a new one in ``./.mlstack``. With ``MLSTACK_HOME`` set, only ``mlstack.json`` files are looked for.
 """
 
 from __future__ import annotations
@@ -196,20 +197,43 @@ class Manifest(_Section):
 
 @dataclass(frozen=True)
 class Loaded:
-    """A manifest and where it came from (``source_kind``: flag, env, env-inline, file or default)."""
+    """A manifest and where it came from.
+
+    ``source_kind``: flag, env, env-inline, file (an ``mlstack.json`` found by :func:`discover`) or default
+    (the local stack under ``source``). ``origin`` says how a file or local stack was found: ``here`` (the
+    current folder), ``parent`` (a parent folder), ``home-env`` ($MLSTACK_HOME) or ``new`` (none exists yet:
+    a new local stack in the current folder).
+    """
 
     manifest: Manifest
     source_kind: str
     source: str
+    origin: str = "here"
 
     def describe(self) -> str:
+        where = {
+            "parent": " (found in a parent folder)",
+            "home-env": f" (${HOME_VAR})",
+            "new": " (none found here or above: a new local stack)",
+        }.get(self.origin, "")
         return {
             "flag": f"--manifest {self.source}",
             "env": f"${ENV_VAR} (path {self.source})",
             "env-inline": f"${ENV_VAR} (inline JSON)",
-            "file": f"./{DEFAULT_FILE} ({self.source})",
-            "default": f"the local default stack under {self.source}",
+            "file": f"{self.source}{where}",
+            "default": f"the local stack in {self.source}{where}",
         }[self.source_kind]
+
+    def note(self) -> str | None:
+        """One line for stderr when the stack was not picked in the current folder: which one is used."""
+        if self.origin == "parent":
+            return f"stack: {self.describe()}"
+        if self.origin == "new":
+            return (
+                f"stack: none in {Path.cwd()} or a parent folder; using a new local stack in {self.source} "
+                f"(set ${HOME_VAR} or run from the folder holding your .mlstack/ to use another)"
+            )
+        return None
 
 
 # ---------------------------------------------------------------- validation
@@ -537,11 +561,53 @@ def validate_section(layer: str, section: Mapping[str, Any]) -> dict[str, Any]:
     return obj.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-# ---------------------------------------------------------------- the local default
-def home(path: str | os.PathLike[str] | None = None) -> Path:
-    """The local stack's folder: ``path``, else ``$MLSTACK_HOME``, else ``./.mlstack`` (absolute)."""
-    raw = path or os.environ.get(HOME_VAR) or DEFAULT_HOME
-    return Path(raw).expanduser().resolve()
+# ---------------------------------------------------------------- finding the stack
+CEILING_VAR = "MLSTACK_CEILING_DIRECTORIES"
+
+
+def discover(
+    start: str | os.PathLike[str] | None = None, *, files_only: bool = False
+) -> tuple[Path, str] | None:
+    """Find the stack the way git finds a repository: walk up from ``start`` (default: the current folder).
+
+    The first folder holding ``mlstack.json`` (a deployed stack's manifest) or ``.mlstack/`` (a local
+    stack; not looked for when ``files_only``) wins; ``mlstack.json`` first when a folder holds both.
+    Returns ``(folder, "file" | "home")``, or None when nothing is found up to the filesystem root. Folders
+    listed in ``$MLSTACK_CEILING_DIRECTORIES`` (``os.pathsep``-separated, like ``GIT_CEILING_DIRECTORIES``)
+    are neither searched nor walked past.
+    """
+    here = Path(start if start is not None else Path.cwd()).expanduser().resolve()
+    ceilings = {
+        Path(c).expanduser().resolve() for c in os.environ.get(CEILING_VAR, "").split(os.pathsep) if c.strip()
+    }
+    for folder in (here, *here.parents):
+        if folder in ceilings and folder != here:
+            return None
+        if (folder / DEFAULT_FILE).is_file():
+            return folder, "file"
+        if not files_only and (folder / DEFAULT_HOME).is_dir():
+            return folder, "home"
+    return None
+
+
+def locate_home(path: str | os.PathLike[str] | None = None, *, cwd: Path | None = None) -> tuple[Path, str]:
+    """The local stack's folder (absolute) and how it was chosen (``flag``, ``home-env``, ``here``,
+    ``parent`` or ``new``): ``path``, else ``$MLSTACK_HOME``, else the ``.mlstack`` of the folder
+    :func:`discover` finds (beside a found ``mlstack.json`` too), else ``./.mlstack``."""
+    if path:
+        return Path(path).expanduser().resolve(), "flag"
+    if os.environ.get(HOME_VAR):
+        return Path(os.environ[HOME_VAR]).expanduser().resolve(), "home-env"
+    here = Path(cwd or Path.cwd()).resolve()
+    found = discover(here)
+    if found is None:
+        return here / DEFAULT_HOME, "new"
+    return found[0] / DEFAULT_HOME, "here" if found[0] == here else "parent"
+
+
+def home(path: str | os.PathLike[str] | None = None, *, cwd: Path | None = None) -> Path:
+    """The local stack's folder: see :func:`locate_home`."""
+    return locate_home(path, cwd=cwd)[0]
 
 
 def local_default(home_dir: str | os.PathLike[str] | None = None, *, project: str = "local") -> Manifest:
@@ -559,7 +625,14 @@ def local_default(home_dir: str | os.PathLike[str] | None = None, *, project: st
 
 # ---------------------------------------------------------------- resolution
 def resolve(explicit: str | os.PathLike[str] | None = None, *, cwd: Path | None = None) -> Loaded:
-    """Find the manifest in force: explicit > $MLSTACK_MANIFEST > ./mlstack.json > local default."""
+    """Find the manifest in force, first match wins:
+
+    1. ``explicit`` (``--manifest PATH``);
+    2. ``$MLSTACK_MANIFEST`` (a path, or inline JSON);
+    3. the nearest ``mlstack.json`` or ``.mlstack/`` in ``cwd`` or a parent folder (:func:`discover`);
+       with ``$MLSTACK_HOME`` set, only ``mlstack.json`` files are looked for: the local stack is there;
+    4. the local stack in ``$MLSTACK_HOME``, else a new one in ``cwd/.mlstack``.
+    """
     if explicit:
         return Loaded(load_file(explicit), "flag", str(Path(explicit).expanduser().resolve()))
     env = os.environ.get(ENV_VAR, "").strip()
@@ -567,10 +640,19 @@ def resolve(explicit: str | os.PathLike[str] | None = None, *, cwd: Path | None 
         if env.startswith("{"):
             return Loaded(loads(env, source=f"${ENV_VAR}", base_dir=cwd or Path.cwd()), "env-inline", ENV_VAR)
         return Loaded(load_file(env), "env", str(Path(env).expanduser().resolve()))
-    candidate = (cwd or Path.cwd()) / DEFAULT_FILE
-    if candidate.is_file():
-        return Loaded(load_file(candidate), "file", str(candidate.resolve()))
-    return Loaded(local_default(), "default", str(home()))
+    here = Path(cwd or Path.cwd()).resolve()
+    home_env = bool(os.environ.get(HOME_VAR))
+    found = discover(here, files_only=home_env)
+    if found is not None:
+        folder, kind = found
+        origin = "here" if folder == here else "parent"
+        if kind == "file":
+            candidate = folder / DEFAULT_FILE
+            return Loaded(load_file(candidate), "file", str(candidate), origin)
+        h = folder / DEFAULT_HOME
+        return Loaded(local_default(h), "default", str(h), origin)
+    h = home() if home_env else here / DEFAULT_HOME
+    return Loaded(local_default(h), "default", str(h), "home-env" if home_env else "new")
 
 
 _cache: dict[tuple[str, str, str, str], Manifest] = {}

@@ -55,6 +55,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # the stack is found by walking up from the current folder: never past this test's own tmp_path
+    monkeypatch.setenv("MLSTACK_CEILING_DIRECTORIES", str(tmp_path.parent))
     import mlstack.run
 
     mlstack.run._current = None

@@ -21,7 +21,11 @@ def register(app: typer.Typer) -> None:
 def init(
     home: Annotated[
         Path | None,
-        typer.Option("--home", help="Folder of the local stack. Default: $MLSTACK_HOME or ./.mlstack"),
+        typer.Option(
+            "--home",
+            help="Folder of the local stack. Default: $MLSTACK_HOME, else the .mlstack/ in this folder or "
+            "the nearest parent holding one (or an mlstack.json), else ./.mlstack.",
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -35,16 +39,19 @@ def init(
                 "home": str(res.home),
                 "manifest_path": str(res.manifest_path),
                 "created": res.created,
+                "origin": res.origin,
                 "manifest": res.manifest.to_dict(),
             }
         )
         return
     if res.changed:
-        console.print(f"Initialised the local stack in [bold]{res.home}[/]")
+        console.print(f"Initialised the local stack {res.describe()}", markup=False)
         for c in res.created:
-            console.print(f"  created {c}")
+            console.print(f"  created {c}", markup=False)
     else:
-        console.print(f"The local stack in [bold]{res.home}[/] is already initialised; nothing changed.")
+        console.print(
+            f"The local stack {res.describe()} is already initialised; nothing changed.", markup=False
+        )
     console.print(f"Manifest: {res.manifest_path} (jobs find it with MLSTACK_MANIFEST={res.manifest_path})")
 
 
@@ -58,7 +65,11 @@ def manifest_schema() -> None:
 
 @manifest_app.command("show")
 def manifest_show(manifest_path: ManifestOpt = None, json_out: JsonOpt = False) -> None:
-    """Show the manifest in force and which source won (--manifest > $MLSTACK_MANIFEST > ./mlstack.json > local)."""
+    """Show the manifest in force and where it came from.
+
+    First match wins: --manifest > $MLSTACK_MANIFEST > the nearest mlstack.json or .mlstack/ in this folder
+    or a parent (found the way git finds a repository) > $MLSTACK_HOME > a new local stack in ./.mlstack.
+    """
     from mlstack import localstack
 
     loaded = load(manifest_path)
@@ -91,7 +102,11 @@ def manifest_validate(
 def demo(
     home: Annotated[
         Path | None,
-        typer.Option("--home", help="Folder of the local stack. Default: $MLSTACK_HOME or ./.mlstack"),
+        typer.Option(
+            "--home",
+            help="Folder of the local stack. Default: $MLSTACK_HOME, else the .mlstack/ in this folder or "
+            "the nearest parent holding one (or an mlstack.json), else ./.mlstack.",
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
