@@ -169,7 +169,9 @@ def run_checks(checks: Iterable[Check], timeout: float = DEFAULT_TIMEOUT) -> Rep
                     "run `mlstack --debug doctor` and report it if this looks like a bug in mlstack",
                 )
             )
-    return Report(findings, time.monotonic() - start, timeout)
+    # checks running side by side can learn the same thing (no credentials, say): each finding once
+    unique = list(dict.fromkeys(findings))
+    return Report(unique, time.monotonic() - start, timeout)
 
 
 def error_text(exc: BaseException) -> str:

@@ -28,11 +28,14 @@ def test_checks_run_concurrently_under_one_deadline() -> None:
     """Three checks that each hang: the run costs one timeout, not three."""
     release = threading.Event()
 
-    def hang(sink: Sink, timeout: float) -> None:
-        sink.add(ok("x.first", "learned before hanging"))
-        release.wait(30)
+    def hang(i: int):  # type: ignore[no-untyped-def]
+        def _fn(sink: Sink, timeout: float) -> None:
+            sink.add(ok("x.first", f"learned before hanging ({i})"))
+            release.wait(30)
 
-    checks = [Check(f"x.hang{i}", hang, "the fix for a hang") for i in range(3)]
+        return _fn
+
+    checks = [Check(f"x.hang{i}", hang(i), "the fix for a hang") for i in range(3)]
     start = time.monotonic()
     report = run_checks(checks, timeout=1.0)
     elapsed = time.monotonic() - start
