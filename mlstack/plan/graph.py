@@ -1,13 +1,16 @@
-"""Draw a recorded stack: Mermaid, Graphviz DOT, or a self-contained HTML page (inline SVG, no network).
+"""Draw a recorded stack: Mermaid, Graphviz DOT, or a self-contained HTML page (no network).
 
-Components are drawn as boxes (Mermaid subgraphs, DOT clusters, nested SVG groups) holding their resources;
-arrows join components that depend on one another (a resource in one uses an output of a resource in the
-other).
+Mermaid and DOT draw components as boxes (subgraphs, clusters) holding their resources. The HTML page draws
+the stack as a layered graph a person can follow: one card per component (its resource kinds, its resources'
+names on demand), dependents above what they use, arrows labelled with the kinds of resource used; the page's
+script routes the arrows once the browser has laid the cards out. Arrows join components that depend on one
+another (a resource in one uses an output of a resource in the other).
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -116,8 +119,10 @@ def mermaid(rec: Recording) -> str:
 
     for n in _forest(rec):
         walk(n, 1)
+    details = edge_details(rec)
     for a, b in component_edges(rec):
-        lines.append(f"  {ids[a]} --> {ids[b]}")
+        label = _mm(edge_label(rec, details.get((a, b), []))).replace("|", "/")
+        lines.append(f"  {ids[a]} -->|{label}| {ids[b]}")
     for r in rec.resources:
         if not (r.is_component or any(x.parent == r.urn for x in rec.resources)):
             lines.append(f"  style {ids[r.urn]} stroke:{color(r)},stroke-width:2px")
@@ -163,8 +168,9 @@ def dot(rec: Recording) -> str:
 
     for n in _forest(rec):
         walk(n, 1)
+    details = edge_details(rec)
     for a, b in component_edges(rec):
-        attrs = []
+        attrs = [f'label="{_dq(edge_label(rec, details.get((a, b), [])))}"']
         ra, rb = rec.by_urn(a), rec.by_urn(b)
         if ra is not None and (ra.is_component or anchor[a] != ids[a]):
             attrs.append(f"ltail=cluster_{ids[a]}")
@@ -175,155 +181,378 @@ def dot(rec: Recording) -> str:
     return "\n".join(out) + "\n"
 
 
-# ------------------------------------------------------------------ HTML (inline SVG + a little JS)
-CHIP_W, CHIP_H, GAP, HEAD, PAD, MAX_W = 230, 40, 12, 34, 12, 1500
+# ------------------------------------------------------------------ edges, with what they carry
+def edge_details(rec: Recording) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(from, to) of :func:`component_edges` -> the (resource in from, resource in to it uses) pairs."""
+    owner = _owner(rec)
+    out: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for r in rec.resources:
+        a = owner.get(r.urn)
+        for dep in r.options.get("dependencies") or []:
+            b = owner.get(dep)
+            if a and b and a != b and (r.urn, dep) not in out.get((a, b), []):
+                out.setdefault((a, b), []).append((r.urn, dep))
+    return out
 
 
+def _kind(type_token: str) -> str:
+    """'aws:eks/cluster:Cluster' -> 'Cluster'; 'pulumi:providers:kubernetes' -> 'kubernetes provider'."""
+    if type_token.startswith("pulumi:providers:"):
+        return type_token.rsplit(":", 1)[-1] + " provider"
+    return type_token.rsplit(":", 1)[-1]
+
+
+def edge_label(rec: Recording, pairs: list[tuple[str, str]], most: int = 2) -> str:
+    """A short label for an edge: the kinds of resource the dependent uses, most used first."""
+    counts: dict[str, int] = {}
+    for _, dep in pairs:
+        r = rec.by_urn(dep)
+        if r is not None:
+            k = _kind(r.type)
+            counts[k] = counts.get(k, 0) + 1
+    kinds = sorted(counts, key=lambda k: (-counts[k], k))
+    more = len(kinds) - most
+    return "uses " + ", ".join(kinds[:most]) + (f" +{more} more" if more > 0 else "")
+
+
+def edge_title(rec: Recording, pairs: list[tuple[str, str]]) -> str:
+    """Every reference behind an edge, one per line: 'argo-release -> gpu-jobs (ServiceAccount)'."""
+    lines = []
+    for src, dep in pairs:
+        a, b = rec.by_urn(src), rec.by_urn(dep)
+        if a is not None and b is not None:
+            lines.append(f"{a.name} -> {b.name} ({_kind(b.type)})")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ a layered layout (Sugiyama, small)
 @dataclass
-class _Box:
-    node: _Node
-    w: float = 0
-    h: float = 0
-    x: float = 0
-    y: float = 0
-    kids: list[_Box] = field(default_factory=list)
+class Layout:
+    """Top-level boxes in layers: dependents above what they use. ``layers`` holds node ids in drawing order;
+    ids starting with ``~`` are waypoints of an edge that spans more than one layer (``edges[i]["via"]``)."""
+
+    layers: list[list[str]]
+    edges: list[dict[str, Any]]
 
 
-def _measure(node: _Node, max_w: float) -> _Box:
-    b = _Box(node)
-    if not node.children:
-        b.w, b.h = CHIP_W, CHIP_H
-        return b
-    b.kids = [_measure(c, max_w - 2 * PAD) for c in node.children]
-    # flow layout: chips first, then boxes, wrapping rows at max_w
-    b.kids.sort(key=lambda k: (bool(k.kids), 0))
-    x, y, row_h, width = float(PAD), float(HEAD), 0.0, 0.0
-    for k in b.kids:
-        if x > PAD and x + k.w > max_w - PAD:
-            x, y = PAD, y + row_h + GAP
-            row_h = 0.0
-        k.x, k.y = x, y
-        x += k.w + GAP
-        row_h = max(row_h, k.h)
-        width = max(width, x - GAP + PAD)
-    b.w = max(width, CHIP_W + 2 * PAD, 8.0 * len(node.res.name if node.res else "") + 2 * PAD)
-    b.h = y + row_h + PAD
-    return b
+def layout(rec: Recording, sweeps: int = 4) -> Layout:
+    """Longest-path layering (cycles broken at the edge that closes them), waypoints for long edges, then
+    barycentre sweeps to keep edges short and uncrossed."""
+    tops = [n.res.urn for n in _forest(rec) if n.res is not None]
+    index = {u: i for i, u in enumerate(tops)}
+    edges = [(a, b) for a, b in component_edges(rec) if a in index and b in index]
+    uses: dict[str, list[str]] = {u: [] for u in tops}
+    for a, b in edges:
+        uses[a].append(b)
+    # drop the edges that close a cycle (depth-first, in registration order): the rest is acyclic
+    state: dict[str, int] = {}
+    back: set[tuple[str, str]] = set()
+
+    def visit(u: str) -> None:
+        state[u] = 1
+        for v in uses[u]:
+            if state.get(v) == 1:
+                back.add((u, v))
+            elif v not in state:
+                visit(v)
+        state[u] = 2
+
+    for u in tops:
+        if u not in state:
+            visit(u)
+    depth: dict[str, int] = {}
+
+    def level(u: str) -> int:  # 0: uses nothing; else one above the highest thing it uses
+        if u not in depth:
+            depth[u] = 0
+            depth[u] = 1 + max((level(v) for v in uses[u] if (u, v) not in back), default=-1)
+        return depth[u]
+
+    for u in tops:
+        level(u)
+    height = max(depth.values(), default=0)
+    rank = {u: height - depth[u] for u in tops}  # row 0 at the top: the stack's entry points
+    rows: list[list[str]] = [[] for _ in range(height + 1)]
+    for u in tops:
+        rows[rank[u]].append(u)
+    out_edges: list[dict[str, Any]] = []
+    way = 0
+    for a, b in edges:
+        ra, rb = rank[a], rank[b]
+        step = 1 if rb > ra else -1
+        via = []
+        for r in range(ra + step, rb, step):
+            wid = f"~{way}"
+            way += 1
+            rows[r].append(wid)
+            rank[wid] = r
+            via.append(wid)
+        out_edges.append({"from": a, "to": b, "via": via, "back": (a, b) in back or rb < ra})
+    # neighbours of each slot, for the barycentre of the rows above and below
+    up: dict[str, list[str]] = {}
+    down: dict[str, list[str]] = {}
+    for e in out_edges:
+        chain = [e["from"], *e["via"], e["to"]]
+        for x, y in itertools.pairwise(chain):
+            hi, lo = (x, y) if rank[x] < rank[y] else (y, x)
+            down.setdefault(hi, []).append(lo)
+            up.setdefault(lo, []).append(hi)
+
+    def bary(row: list[str], nb: dict[str, list[str]], ref: list[str]) -> list[str]:
+        pos = {u: i for i, u in enumerate(ref)}
+        keyed = []
+        for i, u in enumerate(row):
+            ns = [pos[n] for n in nb.get(u, []) if n in pos]
+            keyed.append((sum(ns) / len(ns) if ns else float(i), i, u))
+        return [u for _, _, u in sorted(keyed)]
+
+    for _ in range(sweeps):
+        for r in range(1, len(rows)):
+            rows[r] = bary(rows[r], up, rows[r - 1])
+        for r in range(len(rows) - 2, -1, -1):
+            rows[r] = bary(rows[r], down, rows[r + 1])
+    return Layout(rows, out_edges)
 
 
-def _svg_box(b: _Box, ox: float, oy: float, out: list[str]) -> None:
-    r = b.node.res
+# ------------------------------------------------------------------ HTML: cards in layers, edges drawn by JS
+def _provider_mix(node: _Node) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+
+    def walk(n: _Node) -> None:
+        for c in n.children:
+            if c.res is not None and not c.children:
+                counts[c.res.package] = counts.get(c.res.package, 0) + 1
+            walk(c)
+
+    walk(node)
+    return sorted(counts.items(), key=lambda kv: -kv[1])
+
+
+def _leaves(node: _Node) -> list[Resource]:
+    out: list[Resource] = []
+    for c in node.children:
+        if c.res is None:
+            continue
+        if c.children:
+            out.extend(_leaves(c))
+        else:
+            out.append(c.res)
+    return out
+
+
+CHIPS = 6  # resource kinds shown on a card; the rest are a count (every name is under "names")
+
+
+def _card(node: _Node, nid: str) -> str:
+    r = node.res
     assert r is not None
-    x, y = ox + b.x, oy + b.y
-    name, typ = html.escape(r.name), html.escape(short_type(r.type))
-    urn = html.escape(r.urn, quote=True)
-    if b.kids or r.is_component:
-        out.append(
-            f'<g class="component" data-urn="{urn}" data-type="{html.escape(r.type)}" data-name="{name}">'
-            f'<rect x="{x:.0f}" y="{y:.0f}" width="{b.w:.0f}" height="{b.h:.0f}" rx="10" fill="{color(r)}" '
-            f'fill-opacity="0.06" stroke="{color(r)}" stroke-width="2"/>'
-            f'<text x="{x + PAD:.0f}" y="{y + 22:.0f}" class="ctitle">{name} '
-            f'<tspan class="ctype">{typ}</tspan></text><title>{urn}</title></g>'
-        )
-        for k in b.kids:
-            _svg_box(k, x, y, out)
-    else:
-        out.append(
-            f'<g class="resource" data-urn="{urn}" data-type="{html.escape(r.type)}" data-name="{name}">'
-            f'<rect x="{x:.0f}" y="{y:.0f}" width="{b.w:.0f}" height="{b.h:.0f}" rx="6" fill="#fff" '
-            f'stroke="{color(r)}" stroke-width="1.5"/>'
-            f'<text x="{x + 8:.0f}" y="{y + 16:.0f}" class="rname">{html.escape(_clip(r.name, 30))}</text>'
-            f'<text x="{x + 8:.0f}" y="{y + 31:.0f}" class="rtype">{html.escape(_clip(short_type(r.type), 34))}</text>'
-            f"<title>{urn}</title></g>"
-        )
-
-
-def _clip(s: str, n: int) -> str:
-    return s if len(s) <= n else s[: n - 1] + "\u2026"
-
-
-def svg(rec: Recording) -> str:
-    tops = [_measure(n, MAX_W) for n in _forest(rec)]
-    tops.sort(key=lambda k: (not bool(k.kids),))
-    left = 70.0  # room for the dependency curves
-    x, y, row_h, width = left, float(GAP), 0.0, 0.0
-    for k in tops:
-        if x > left and x + k.w > MAX_W:
-            x, y = left, y + row_h + 3 * GAP
-            row_h = 0.0
-        k.x, k.y = x, y
-        x += k.w + 3 * GAP
-        row_h = max(row_h, k.h)
-        width = max(width, x)
-    height = y + row_h + GAP
-    body: list[str] = []
-    centers: dict[str, tuple[float, float, float, float]] = {}
-    for k in tops:
-        _svg_box(k, 0, 0, body)
-        assert k.node.res is not None
-        centers[k.node.res.urn] = (k.x, k.y, k.w, k.h)
-    edges = []
-    for n, (a, b) in enumerate(component_edges(rec)):
-        if a in centers and b in centers:
-            # curves in the left margin, from the dependent box's left side to its dependency's
-            ax, ay, _, ah = centers[a]
-            bx, by, _, bh = centers[b]
-            y1, y2 = ay + min(24.0, ah / 2), by + min(24.0, bh / 2) + 6
-            bend = max(8.0, min(ax, bx) - 10 - 6 * (n % 8))
-            edges.append(
-                f'<path class="edge" d="M {ax:.0f} {y1:.0f} C {bend:.0f} {y1:.0f}, {bend:.0f} {y2:.0f}, '
-                f'{bx:.0f} {y2:.0f}" fill="none" marker-end="url(#arrow)"><title>{html.escape(a)} depends on '
-                f"{html.escape(b)}</title></path>"
-            )
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="stack" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}">'
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
-        'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#475569"/></marker></defs>'
-        + "".join(body)
-        + '<g class="edges">'
-        + "".join(edges)
-        + "</g></svg>"
+    e = html.escape
+    leaves = _leaves(node)
+    mix = _provider_mix(node)
+    accent = COLORS.get(mix[0][0], "#64748b") if mix else color(r)
+    kinds: dict[str, int] = {}
+    for x in leaves:
+        kinds[short_type(x.type)] = kinds.get(short_type(x.type), 0) + 1
+    ranked = sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+    chips = "".join(
+        f'<span class="chip" style="border-color:{COLORS.get(k.split()[0], "#94a3b8")}">{e(k)}'
+        + (f" <b>&times;{n}</b>" if n > 1 else "")
+        + "</span>"
+        for k, n in ranked[:CHIPS]
+    ) + (f'<span class="chip more">+{len(ranked) - CHIPS} more kinds</span>' if len(ranked) > CHIPS else "")
+    items = "".join(
+        f'<li data-name="{e(x.name)}" data-type="{e(x.type)}"><span class="rn">{e(x.name)}</span> '
+        f'<span class="rt">{e(short_type(x.type))}</span></li>'
+        for x in leaves
     )
+    kind = "component" if (r.is_component or node.children) else "resource"
+    count = f"{len(leaves)} resource{'s' if len(leaves) != 1 else ''}" if kind == "component" else ""
+    body = (
+        f'<div class="chips">{chips}</div><details class="members"><summary>{count}: names</summary>'
+        f"<ul>{items}</ul></details>"
+        if kind == "component" and leaves
+        else ""
+    )
+    return (
+        f'<div class="node {kind}" id="{nid}" data-urn="{e(r.urn, quote=True)}" data-name="{e(r.name)}" '
+        f'data-type="{e(r.type)}" style="border-top-color:{accent}" title="{e(r.urn, quote=True)}">'
+        f'<div class="nname">{e(r.name)}</div><div class="ntype">{e(short_type(r.type))}'
+        + (f' &middot; <span class="ncount">{count}</span>' if count else "")
+        + f"</div>{body}</div>"
+    )
+
+
+def graph_html(rec: Recording) -> tuple[str, list[dict[str, Any]]]:
+    """The stack as layered cards (HTML) and its edges (ids, waypoints, label, title) for the page's JS."""
+    lay = layout(rec)
+    forest = {n.res.urn: n for n in _forest(rec) if n.res is not None}
+    ids = {u: f"g{i}" for i, u in enumerate(forest)}
+    details = edge_details(rec)
+    rows = []
+    for i, row in enumerate(lay.layers):
+        cells = []
+        for u in row:
+            if u.startswith("~"):
+                cells.append(f'<div class="way" id="w{u[1:]}"></div>')
+            else:
+                cells.append(_card(forest[u], ids[u]))
+        last = " last" if i == len(lay.layers) - 1 else ""
+        rows.append(f'<div class="layer{last}" data-layer="{i}">{"".join(cells)}</div>')
+    edges = [
+        {
+            "from": ids[e["from"]],
+            "to": ids[e["to"]],
+            "via": [f"w{w[1:]}" for w in e["via"]],
+            "label": edge_label(rec, details.get((e["from"], e["to"]), [])),
+            "title": f"{rec.by_urn(e['from']).name} depends on {rec.by_urn(e['to']).name}:\n"  # type: ignore[union-attr]
+            + edge_title(rec, details.get((e["from"], e["to"]), [])),
+        }
+        for e in lay.edges
+    ]
+    body = (
+        '<div id="graph"><div id="canvas"><svg id="edges" xmlns="http://www.w3.org/2000/svg" aria-hidden="true">'
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+        'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#334155"/></marker></defs></svg>'
+        f'{"".join(rows)}<div id="labels"></div></div></div>'
+    )
+    return body, edges
 
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#0f172a;background:#f8fafc}
 header{padding:16px 24px;background:#0f172a;color:#f8fafc}
 header h1{margin:0 0 4px;font-size:20px} header .notice{color:#fbbf24;font-weight:600}
-main{padding:16px 24px} .cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:12px}
+main{padding:16px 24px;max-width:1500px} .cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:12px}
 .card{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:10px 14px;min-width:150px}
 .card b{display:block;font-size:18px} #filter{padding:6px 10px;width:320px;border:1px solid #cbd5e1;border-radius:6px}
-#canvas{overflow:auto;background:#fff;border:1px solid #e2e8f0;border-radius:8px;margin-top:10px}
-.ctitle{font-size:13px;font-weight:700;fill:#0f172a} .ctype{font-weight:400;fill:#64748b;font-size:11px}
-.rname{font-size:11px;font-weight:600;fill:#0f172a} .rtype{font-size:10px;fill:#64748b}
-.edge{stroke:#475569;stroke-width:1.5;stroke-dasharray:5 4;opacity:.55}
-g.dim{opacity:.15} g.hit rect{stroke-width:4}
+.legend{color:#475569;font-size:13px;margin:6px 0}
+#graph{background:#fff;border:1px solid #e2e8f0;border-radius:8px;margin-top:10px;overflow-x:auto}
+#canvas{position:relative;width:max-content;min-width:100%;box-sizing:border-box;padding:24px 24px 8px}
+#edges{position:absolute;left:0;top:0;overflow:visible;pointer-events:none}
+.layer{display:flex;flex-wrap:nowrap;justify-content:center;align-items:flex-start;gap:56px;margin-bottom:120px;position:relative}
+.layer.last{margin-bottom:16px}
+.node{position:relative;z-index:1;background:#fff;border:1px solid #cbd5e1;border-top:5px solid #7c3aed;border-radius:8px;
+padding:8px 10px;width:264px;box-sizing:border-box;box-shadow:0 1px 2px rgba(15,23,42,.06)}
+.node.resource{width:200px}
+.nname{font-weight:700;font-size:15px;overflow-wrap:anywhere} .ntype{color:#64748b;font-size:12px;margin-top:2px}
+.chips{display:flex;flex-wrap:wrap;gap:4px;margin-top:6px}
+.chip{font-size:11px;border:1px solid #94a3b8;border-left-width:4px;border-radius:4px;padding:1px 5px;color:#334155;background:#f8fafc}
+.members{margin-top:6px;font-size:12px} .members summary{cursor:pointer;color:#334155}
+.members ul{margin:4px 0 0;padding-left:16px;max-height:none} .members li{overflow-wrap:anywhere}
+.rn{font-weight:600} .rt{color:#64748b}
+.way{width:16px;align-self:stretch;min-height:40px}
+.edge{fill:none;stroke:#334155;stroke-width:1.6;opacity:.75}
+.edge.back{stroke-dasharray:6 4}
+.elabel{position:absolute;z-index:2;background:#fff;border:1px solid #cbd5e1;border-radius:10px;padding:1px 8px;
+font-size:12px;color:#0f172a;white-space:nowrap;cursor:help}
+#graph.focus .node:not(.on),#graph.focus .elabel:not(.on){opacity:.25} #graph.focus .edge:not(.on){opacity:.12}
+.edge.on{stroke:#7c3aed;stroke-width:2.4;opacity:1} .elabel.on{border-color:#7c3aed}
+.node.hit{outline:3px solid #f59e0b} li.hit{background:#fef3c7}
 table{border-collapse:collapse;background:#fff;margin:8px 0 16px} td,th{border:1px solid #e2e8f0;padding:4px 8px;
-font-size:13px;text-align:left} th{background:#f1f5f9} .high{color:#b91c1c;font-weight:700}
-.medium{color:#b45309;font-weight:600} .low{color:#475569}
-#tip{position:fixed;pointer-events:none;background:#0f172a;color:#fff;font-size:12px;padding:6px 8px;border-radius:6px;
-display:none;max-width:520px;word-break:break-all}
+font-size:13px;text-align:left} th{background:#f1f5f9} td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.total td{font-weight:700;border-top:2px solid #94a3b8}
+.high{color:#b91c1c;font-weight:700} .medium{color:#b45309;font-weight:600} .low{color:#475569}
 """
 
 _JS = """
 (function(){
-  var tip=document.getElementById('tip');
-  document.querySelectorAll('#stack g.resource, #stack g.component').forEach(function(g){
-    g.addEventListener('mousemove',function(e){tip.style.display='block';tip.style.left=(e.clientX+12)+'px';
-      tip.style.top=(e.clientY+12)+'px';tip.textContent=g.dataset.name+'  ['+g.dataset.type+']';e.stopPropagation();});
-    g.addEventListener('mouseleave',function(){tip.style.display='none';});
+  var graph=document.getElementById('canvas'), svg=document.getElementById('edges');
+  var labels=document.getElementById('labels');
+  var edges=JSON.parse(document.getElementById('plan-edges').textContent);
+  var NS='http://www.w3.org/2000/svg';
+  function box(el){var g=graph.getBoundingClientRect(),r=el.getBoundingClientRect();
+    return {x:r.left-g.left,y:r.top-g.top,w:r.width,h:r.height};}
+  function hits(a,b,m){m=m||0;return a.x<b.x+b.w+m&&b.x<a.x+a.w+m&&a.y<b.y+b.h+m&&b.y<a.y+a.h+m;}
+  function draw(){
+    while(svg.lastChild&&svg.lastChild.nodeName!=='defs')svg.removeChild(svg.lastChild);
+    labels.innerHTML='';
+    svg.setAttribute('width',graph.scrollWidth);svg.setAttribute('height',graph.scrollHeight);
+    // where each edge leaves and enters: spread over the card's bottom and top edges
+    var outs={},ins={};
+    function cx(id){var b=box(document.getElementById(id));return b.x+b.w/2;}
+    edges.forEach(function(e,i){(outs[e.from]=outs[e.from]||[]).push(i);(ins[e.to]=ins[e.to]||[]).push(i);});
+    // ports in the order of where their edges head, so edges leaving one box do not cross at once
+    Object.keys(outs).forEach(function(k){outs[k].sort(function(i,j){
+      var a=edges[i],b=edges[j];return cx(a.via[0]||a.to)-cx(b.via[0]||b.to);});});
+    Object.keys(ins).forEach(function(k){ins[k].sort(function(i,j){
+      var a=edges[i],b=edges[j];return cx(a.via[a.via.length-1]||a.from)-cx(b.via[b.via.length-1]||b.from);});});
+    var nodes=[].slice.call(graph.querySelectorAll('.node')).map(box), placed=[];
+    edges.forEach(function(e,i){
+      var a=box(document.getElementById(e.from)), b=box(document.getElementById(e.to));
+      var up=b.y<a.y, ko=outs[e.from].indexOf(i), ki=ins[e.to].indexOf(i);
+      var sx=a.x+a.w*(ko+1)/(outs[e.from].length+1), tx=b.x+b.w*(ki+1)/(ins[e.to].length+1);
+      var pts=[[sx,up?a.y:a.y+a.h]];
+      e.via.forEach(function(w){var c=box(document.getElementById(w));
+        pts.push([c.x+c.w/2,up?c.y+c.h:c.y]);pts.push([c.x+c.w/2,up?c.y:c.y+c.h]);});
+      pts.push([tx,up?b.y+b.h:b.y]);
+      var d='M '+pts[0][0]+' '+pts[0][1];
+      for(var k=1;k<pts.length;k++){var p=pts[k-1],q=pts[k],my=(p[1]+q[1])/2;
+        d+=' C '+p[0]+' '+my+', '+q[0]+' '+my+', '+q[0]+' '+q[1];}
+      var path=document.createElementNS(NS,'path');path.setAttribute('d',d);
+      path.setAttribute('class','edge'+(e.back?' back':''));path.setAttribute('marker-end','url(#arrow)');
+      path.dataset.from=e.from;path.dataset.to=e.to;
+      var t=document.createElementNS(NS,'title');t.textContent=e.title;path.appendChild(t);svg.appendChild(path);
+      // the label goes on the edge itself: the point nearest its middle where it covers no box and no label
+      var lab=document.createElement('div');lab.className='elabel';lab.textContent=e.label;lab.title=e.title;
+      lab.dataset.from=e.from;lab.dataset.to=e.to;labels.appendChild(lab);
+      var w=lab.offsetWidth,h=lab.offsetHeight,len=path.getTotalLength(),best=null;
+      var W=graph.clientWidth;
+      function free(r){return r.x>=0&&r.y>=0&&r.x+r.w<=W&&!nodes.some(function(n){return hits(r,n,4);})&&
+        !placed.some(function(o){return hits(r,o,3);});}
+      // centred on the line first, anywhere along it; then beside it
+      [0,-(w/2+10),w/2+10].forEach(function(dx){
+        for(var s=0;s<=17&&!best;s++){
+          for(var sign=-1;sign<=1&&!best;sign+=2){
+            var f=0.5+sign*s*0.025;if(f<0.07||f>0.93)continue;
+            var pt=path.getPointAtLength(len*f),r={x:pt.x-w/2+dx,y:pt.y-h/2,w:w,h:h};
+            if(free(r))best=r;
+          }
+        }
+      });
+      if(!best){var mid=path.getPointAtLength(len/2);best={x:mid.x-w/2,y:mid.y-h/2,w:w,h:h};}
+      lab.style.left=best.x+'px';lab.style.top=best.y+'px';placed.push(best);
+    });
+    // what the tests read: nothing overlaps, nothing is cut off
+    var over=0,all=nodes.concat(placed);
+    for(var i=0;i<all.length;i++)for(var j=i+1;j<all.length;j++)if(hits(all[i],all[j]))over++;
+    var clipped=[].slice.call(graph.querySelectorAll('.nname,.ntype,.elabel,.chip')).filter(function(el){
+      return el.scrollWidth>el.clientWidth+1;}).length;
+    document.body.setAttribute('data-edges-drawn',String(svg.querySelectorAll('path.edge').length));
+    document.body.setAttribute('data-labels-drawn',String(labels.children.length));
+    document.body.setAttribute('data-overlaps',String(over));
+    document.body.setAttribute('data-clipped',String(clipped));
+  }
+  function focus(id){
+    graph.classList.toggle('focus',!!id);
+    graph.querySelectorAll('.on').forEach(function(x){x.classList.remove('on');});
+    if(!id)return;
+    document.getElementById(id).classList.add('on');
+    graph.querySelectorAll('[data-from="'+id+'"],[data-to="'+id+'"]').forEach(function(x){
+      x.classList.add('on');
+      var other=x.dataset.from===id?x.dataset.to:x.dataset.from;document.getElementById(other).classList.add('on');});
+  }
+  graph.querySelectorAll('.node').forEach(function(n){
+    n.addEventListener('mouseenter',function(){focus(n.id);});
+    n.addEventListener('mouseleave',function(){focus(null);});
   });
+  graph.querySelectorAll('details').forEach(function(d){d.addEventListener('toggle',draw);});
+  window.addEventListener('resize',draw);
   var f=document.getElementById('filter');
   f.addEventListener('input',function(){
     var q=f.value.toLowerCase();
-    document.querySelectorAll('#stack g.resource').forEach(function(g){
-      var hit=q&&(g.dataset.name+' '+g.dataset.type).toLowerCase().indexOf(q)>=0;
-      g.classList.toggle('hit',!!hit); g.classList.toggle('dim',!!q&&!hit);
+    graph.querySelectorAll('.node').forEach(function(n){
+      var any=false;
+      n.querySelectorAll('li').forEach(function(li){
+        var hit=!!q&&(li.dataset.name+' '+li.dataset.type).toLowerCase().indexOf(q)>=0;
+        li.classList.toggle('hit',hit);any=any||hit;});
+      var self=!!q&&(n.dataset.name+' '+n.dataset.type).toLowerCase().indexOf(q)>=0;
+      n.classList.toggle('hit',any||self);
+      var det=n.querySelector('details');if(det&&any&&!det.open)det.open=true;
     });
+    draw();
   });
-  var drawn=document.querySelectorAll('#stack g.component').length;
-  document.body.setAttribute('data-components-drawn', String(drawn));
+  draw();
+  document.body.setAttribute('data-components-drawn',String(graph.querySelectorAll('.node.component').length));
   document.body.setAttribute('data-ready','1');
 })();
 """
@@ -333,19 +562,31 @@ def _money(v: float | None) -> str:
     return "n/a" if v is None else f"${v:,.2f}"
 
 
+def _cost_rows(c: dict[str, Any]) -> str:
+    e = html.escape
+
+    def cells(x: dict[str, Any]) -> str:
+        return "".join(
+            f'<td class="num">{_money(x[k])}</td>'
+            for k in ("hourly_usd_min", "hourly_usd_max", "monthly_usd_min", "monthly_usd_max")
+        )
+
+    rows = "".join(f"<tr><td>{e(x['item'])}</td>{cells(x)}</tr>" for x in c["lines"])
+    return rows + f'<tr class="total"><td>TOTAL</td>{cells(c["totals"])}</tr>'
+
+
 def html_page(result: PlanResult) -> str:
-    """A single HTML file: summary cards, the stack drawing, cost, quota and findings. No external fetch."""
+    """A single HTML file: summary cards, the stack as a layered graph, cost (with TOTAL and what is not
+    included), quota needs and findings. No external fetch."""
     d = result.to_dict()
     s = d["summary"]
+    c = d["cost"]
     e = html.escape
-    rows_cost = "".join(
-        f"<tr><td>{e(x['item'])}</td><td>{_money(x['hourly_usd_min'])}</td><td>{_money(x['hourly_usd_max'])}</td>"
-        f"<td>{_money(x['monthly_usd_min'])}</td><td>{_money(x['monthly_usd_max'])}</td></tr>"
-        for x in d["cost"]["lines"]
-    )
+    graph, edges = graph_html(result.recording)
     rows_q = "".join(
-        f"<tr><td>{e(str(q['quota_code']))}</td><td>{e(q['name'])}</td><td>{q['vcpus_needed']}</td>"
-        f"<td>{e(', '.join(q['instance_types']))}</td><td>{q['aws_default_vcpus']}</td></tr>"
+        f"<tr><td>{e(str(q['quota_code']))}</td><td>{e(q['name'])}</td><td>{e(str(q.get('purchase_option', '')))}</td>"
+        f"<td class='num'>{q['vcpus_needed']}</td><td class='num'>{q['aws_default_vcpus']}</td>"
+        f"<td>{e(', '.join(q['instance_types']))}</td></tr>"
         for q in d["quota_needs"]
     )
     rows_f = (
@@ -356,9 +597,12 @@ def html_page(result: PlanResult) -> str:
         )
         or "<tr><td colspan=5>No findings.</td></tr>"
     )
-    assumptions = "".join(f"<li>{e(a)}</li>" for a in d["cost"]["assumptions"])
+    assumptions = "".join(f"<li>{e(a)}</li>" for a in c["assumptions"])
+    unpriced = "".join(f"<li>{e(u['item'])}: {e(u['why'])}</li>" for u in c.get("unpriced", []))
+    not_included = "".join(f"<li>{e(x)}</li>" for x in c["not_included"])
     comps = [r for r in d["resources"] if r["component"]]
-    data = json.dumps({"components": [c["urn"] for c in comps], "summary": s}).replace("</", "<\\/")
+    data = json.dumps({"components": [x["urn"] for x in comps], "summary": s}).replace("</", "<\\/")
+    edges_json = json.dumps(edges).replace("</", "<\\/")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
@@ -366,7 +610,7 @@ def html_page(result: PlanResult) -> str:
 <body>
 <header><h1>mlstack plan: {e(d["project"])}</h1>
 <div class="notice">{e(d["notice"])}: run under Pulumi's mock runtime, no cloud was contacted.</div>
-<div>region {e(d["region"])} &middot; prices as of {e(d["cost"]["price_table_as_of"])}</div></header>
+<div>region {e(d["region"])} &middot; prices as of {e(c["price_table_as_of"])}</div></header>
 <main>
 <div class="cards">
 <div class="card">resources<b>{s["resources"]}</b></div>
@@ -375,18 +619,24 @@ def html_page(result: PlanResult) -> str:
 <div class="card">$/month (min..max)<b>{_money(s["monthly_usd_min"])} .. {_money(s["monthly_usd_max"])}</b></div>
 <div class="card">findings (high/medium/low)<b>{s["findings"]["high"]} / {s["findings"]["medium"]} / {s["findings"]["low"]}</b></div>
 </div>
+<h2>The stack</h2>
+<div class="legend">Each box is a component (or a resource outside any); an arrow points from a box to one whose
+outputs it uses, labelled with the kinds of resource it uses (hover a label for every reference). Boxes
+higher up depend on boxes below them. Hover a box to follow its arrows; open "names" for its resources.</div>
 <input id="filter" placeholder="highlight resources by name or type" aria-label="filter">
-<div id="canvas">{svg(result.recording)}</div>
+{graph}
 <h2>Cost estimate</h2>
-<table><tr><th>item</th><th>$/h min</th><th>$/h max</th><th>$/month min</th><th>$/month max</th></tr>{rows_cost}</table>
-<details open><summary>Assumptions</summary><ul>{assumptions}</ul></details>
-<h2>EC2 vCPU quota needs (at maximum size)</h2>
-<table><tr><th>quota code</th><th>name</th><th>vCPUs needed</th><th>instance types</th><th>AWS default</th></tr>{rows_q}</table>
+<div class="legend">USD, {e(c["region"])}, price table as of {e(c["price_table_as_of"])}, {c["hours_per_month"]:.0f} h/month.</div>
+<table id="cost"><tr><th>item</th><th>$/h min</th><th>$/h max</th><th>$/month min</th><th>$/month max</th></tr>{_cost_rows(c)}</table>
+<details open><summary>Assumptions</summary><ul>{assumptions}{unpriced}</ul></details>
+<details open id="not-included"><summary>Not included</summary><ul>{not_included}</ul></details>
+<h2>EC2 vCPU quota needs (node groups at maximum size)</h2>
+<table><tr><th>quota code</th><th>name</th><th>purchase</th><th>vCPUs needed</th><th>AWS default</th><th>instance types</th></tr>{rows_q}</table>
 <h2>Policy findings</h2>
 <table><tr><th>severity</th><th>rule</th><th>resource</th><th>message</th><th>fix</th></tr>{rows_f}</table>
 </main>
-<div id="tip"></div>
 <script type="application/json" id="plan-data">{data}</script>
+<script type="application/json" id="plan-edges">{edges_json}</script>
 <script>{_JS}</script>
 </body></html>
 """

@@ -1,4 +1,5 @@
-"""The HTML drawing of a shipped stack, opened in headless Chromium: every component drawn, a screenshot taken.
+"""The HTML drawing of a shipped stack, opened in headless Chromium: every component drawn as a box of a
+layered graph, every dependency as a labelled arrow, nothing overlapping or cut off, a screenshot taken.
 
 Marked ``chromium``: skipped when Debian's chromium is missing, except in CI (CI=true), where it fails.
 """
@@ -53,15 +54,20 @@ def _run(exe: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[st
     )
 
 
-def test_aws_snowflake_plan_html_in_headless_chromium(tmp_path: Path, capsys) -> None:
+def _body(html: str) -> dict[str, str]:
+    body = re.search(r"<body([^>]*)>", html)
+    assert body, "no <body> in the dumped DOM"
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
+
+
+@pytest.mark.parametrize("stack", ["aws-snowflake", "aws-databricks"])
+def test_plan_html_in_headless_chromium(stack: str, tmp_path: Path, capsys) -> None:
+    """The page as a person sees it: a layered graph whose boxes and edge labels overlap nothing and cut
+    nothing off, at a wide and a narrow window; the cost table as the CLI prints it; then a screenshot."""
     exe = _chromium()
     page = tmp_path / "plan.html"
-    assert (
-        main(
-            ["plan", str(ROOT / "stacks" / "aws-snowflake"), "--graph", "html", "--out", str(page), "--json"]
-        )
-        == 0
-    )
+    folder = ROOT / "stacks" / stack
+    assert main(["plan", str(folder), "--graph", "html", "--out", str(page), "--json"]) == 0
     import json
 
     plan = json.loads(capsys.readouterr().out)
@@ -69,25 +75,55 @@ def test_aws_snowflake_plan_html_in_headless_chromium(tmp_path: Path, capsys) ->
     assert {c["type"] for c in components} >= {
         "mlstack:stack:MLStack",
         "mlstack:artifacts:S3ArtifactStore",
-        "mlstack:data:SnowflakeDataLayer",
         "mlstack:compute:EksGpuCluster",
         "mlstack:orchestrator:ArgoWorkflows",
     }
+    from mlstack.plan import run_plan
+    from mlstack.plan.graph import component_edges
 
-    dom = _run(exe, tmp_path, "--dump-dom", page.as_uri())
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    html = dom.stdout
-    assert 'data-ready="1"' in html, "the page's script did not run"
-    drawn = set(re.findall(r'<g class="component" data-urn="([^"]+)"', html))
-    missing = [c["urn"] for c in components if c["urn"].replace("&", "&amp;") not in drawn]
-    assert not missing, f"components not drawn: {missing}"
-    assert f'data-components-drawn="{len(drawn)}"' in html
+    n_edges = len(component_edges(run_plan(folder).recording))
+    assert n_edges >= 3
+
+    for width in (1600, 900):
+        dom = _run(exe, tmp_path, f"--window-size={width},1200", "--dump-dom", page.as_uri())
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        html = dom.stdout
+        body = _body(html)
+        assert body.get("data-ready") == "1", "the page's script did not run"
+        drawn = set(re.findall(r'<div class="node component[^"]*" id="g\d+" data-urn="([^"]+)"', html))
+        missing = [c["urn"] for c in components if c["urn"].replace("&", "&amp;") not in drawn]
+        assert not missing, f"components not drawn: {missing}"
+        assert body["data-components-drawn"] == str(len(drawn))
+        # every dependency drawn as an arrow with a label, and the layout holds at this width
+        assert body["data-edges-drawn"] == body["data-labels-drawn"] == str(n_edges), body
+        assert body["data-overlaps"] == "0", f"boxes or edge labels overlap at {width}px"
+        assert body["data-clipped"] == "0", f"a name or label is cut off at {width}px"
+        labels = re.findall(r'<div class="elabel"[^>]*>([^<]+)</div>', html)
+        assert len(labels) == n_edges and all(t.startswith("uses ") for t in labels)
+        for c in components:
+            assert f'<div class="nname">{c["name"]}</div>' in html
+
+    # the cost table ends in the TOTAL the CLI prints, and says what is not included
+    c = plan["cost"]
+    total = re.search(r'<tr class="total"><td>TOTAL</td>(.*?)</tr>', html)
+    assert total, "no TOTAL row"
+    money = re.findall(r">(\$[\d,.]+|n/a)<", total.group(1))
+    want = [
+        c["totals"][k] for k in ("hourly_usd_min", "hourly_usd_max", "monthly_usd_min", "monthly_usd_max")
+    ]
+    assert money == [f"${v:,.2f}" for v in want]
+    not_included = re.search(
+        r'<details open="" id="not-included"><summary>Not included</summary><ul>(.*?)</ul>', html
+    )
+    assert not_included and not_included.group(1).count("<li>") == len(c["not_included"]) > 0
 
     shot = tmp_path / "plan.png"
     res = _run(exe, tmp_path, f"--screenshot={shot}", "--window-size=1600,1200", page.as_uri())
     assert res.returncode == 0, res.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1600, 1200)
     keep = os.environ.get("MLSTACK_PLAN_SCREENSHOT")
     if keep:  # CI can keep the picture as an artifact
-        shutil.copy(shot, keep)
+        shutil.copy(shot, keep.replace(".png", f"-{stack}.png") if keep.endswith(".png") else keep)

@@ -79,7 +79,7 @@ def test_skip_a_rule_and_unknown_rule_is_usage_error(make_stack, capsys) -> None
     [
         ("mermaid", lambda t: t.startswith("flowchart LR") and t.count("subgraph ") == 2),
         ("dot", lambda t: t.startswith("digraph mlstack") and t.count("subgraph cluster_") == 2),
-        ("html", lambda t: t.startswith("<!doctype html>") and t.count('class="component"') == 2),
+        ("html", lambda t: t.startswith("<!doctype html>") and t.count('class="node component"') == 2),
     ],
 )
 def test_graph_formats(make_stack, tmp_path: Path, capsys, fmt: str, check) -> None:
