@@ -432,9 +432,9 @@ main{padding:16px 24px;max-width:1500px} .cards{display:flex;gap:12px;flex-wrap:
 .layer{display:flex;flex-wrap:nowrap;justify-content:center;align-items:flex-start;gap:56px;margin-bottom:120px;position:relative}
 .layer.last{margin-bottom:16px}
 .node{position:relative;z-index:1;background:#fff;border:1px solid #cbd5e1;border-top:5px solid #7c3aed;border-radius:8px;
-padding:8px 10px;width:264px;box-sizing:border-box;box-shadow:0 1px 2px rgba(15,23,42,.06)}
-.node.resource{width:200px}
-.nname{font-weight:700;font-size:15px;overflow-wrap:anywhere} .ntype{color:#64748b;font-size:12px;margin-top:2px}
+padding:8px 10px;width:264px;flex-shrink:0;box-sizing:border-box;box-shadow:0 1px 2px rgba(15,23,42,.06)}
+.node.resource{width:auto;min-width:200px;max-width:340px}
+.nname{font-weight:700;font-size:15px;overflow-wrap:anywhere} .ntype{color:#64748b;font-size:12px;margin-top:2px;overflow-wrap:anywhere}
 .chips{display:flex;flex-wrap:wrap;gap:4px;margin-top:6px}
 .chip{font-size:11px;border:1px solid #94a3b8;border-left-width:4px;border-radius:4px;padding:1px 5px;color:#334155;background:#f8fafc}
 .members{margin-top:6px;font-size:12px} .members summary{cursor:pointer;color:#334155}
