@@ -111,16 +111,18 @@ def column_widths(columns: Sequence[str], rows: Sequence[Sequence[Text]], width:
 
 def table(
     title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, width: int | None = None
-) -> Table:
-    """A boxed rich table sized so no word is split (see :func:`column_widths`); for live displays."""
+) -> Table | Text:
+    """The table as a renderable, by the shared rule (for live displays too): a boxed table sized so no word
+    is split (see :func:`column_widths`), or, when ``width`` cannot hold every column's longest word, the
+    plain layout as Text, whose over-long lines wrap at spaces (a word is only folded when it is wider than
+    the whole screen)."""
     cells = [[_cell(v) for v in r] for r in rows]
     widths = column_widths(columns, cells, width or console.width)
+    if widths is None:
+        return Text(plain_table(title, columns, cells), overflow="fold")
     t = Table(title=title, title_justify="left", show_lines=False)
     for i, c in enumerate(columns):
-        if widths is None:
-            t.add_column(c, no_wrap=True)
-        else:
-            t.add_column(c, width=widths[i], overflow="fold")
+        t.add_column(c, width=widths[i], overflow="fold")
     for r in cells:
         t.add_row(*r)
     return t
@@ -150,7 +152,7 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     """Print a table by the shared rule: boxed on a terminal wide enough, else the plain layout."""
     cells = [[_cell(v) for v in r] for r in rows]
     if console.is_terminal and column_widths(columns, cells, console.width) is not None:
-        console.print(table(title, columns, cells))
+        console.print(table(title, columns, cells, width=console.width))
     else:
         console.print(plain_table(title, columns, cells), markup=False, highlight=False, soft_wrap=True)
 

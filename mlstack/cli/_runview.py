@@ -134,11 +134,10 @@ class RunView:
             return self._table()
 
     def _table(self) -> Any:
-        from rich.table import Table
+        # the shared table rule (mlstack.cli._common.table): step names and ids are never cut
+        from mlstack.cli._common import table
 
-        t = Table(title=self.title, title_justify="left")
-        for c in ("step", "status", "attempts", "seconds", "result"):
-            t.add_column(c, overflow="fold" if c == "result" else "ellipsis", no_wrap=c != "result")
+        rows: list[tuple[Text, Text, Text, Text, Text]] = []
         labels = self._order
         by_step: dict[str, list[str]] = {}
         for lb in labels:
@@ -149,21 +148,25 @@ class RunView:
                 for lb in group:
                     counts[self.rows[lb].status] = counts.get(self.rows[lb].status, 0) + 1
                 summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-                t.add_row(Text(f"{name}[0..{len(group) - 1}]"), Text(summary), Text(""), Text(""), Text(""))
+                rows.append(
+                    (Text(f"{name}[0..{len(group) - 1}]"), Text(summary), Text(""), Text(""), Text(""))
+                )
                 continue
             for lb in group:
                 r = self.rows[lb]
                 result = r.preview or ""
                 if r.note and r.status == "reused":
                     result = f"{result}  ({r.note})" if result else r.note
-                t.add_row(
-                    Text(lb),
-                    Text(r.status, style=_STYLE.get(r.status, "")),
-                    Text(str(r.attempts or "")),
-                    Text(self._elapsed(r)),
-                    Text(result),
+                rows.append(
+                    (
+                        Text(lb),
+                        Text(r.status, style=_STYLE.get(r.status, "")),
+                        Text(str(r.attempts or "")),
+                        Text(self._elapsed(r)),
+                        Text(result),
+                    )
                 )
-        return t
+        return table(self.title, ("step", "status", "attempts", "seconds", "result"), rows)
 
     # ---- lifecycle
     def __enter__(self) -> RunView:

@@ -4,6 +4,7 @@ columns are at least as wide as their longest word (mlstack.cli._common.print_ta
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -107,3 +108,22 @@ def test_artifacts_ls_piped_keeps_long_names_whole(
     out = capsys.readouterr().out
     (row,) = [line for line in out.splitlines() if name in line]
     assert "production" in row
+
+
+def test_the_live_run_table_keeps_step_names_whole_at_any_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlstack run`'s live table (mlstack.cli._runview) goes through the same rule."""
+    from types import SimpleNamespace
+
+    from mlstack.cli._runview import RunView
+
+    view = RunView("run 20260101T000000Z-abcdef12", live=False, out=open(os.devnull, "w"))  # noqa: SIM115
+    label = "train-a-very-long-step-name-for-a-narrow-terminal[12]"
+    step = SimpleNamespace(label=label, name=label.split("[")[0], index=12, status="running", attempts=1)
+    view("running", step)
+    for width in (120, 60):  # boxed at 120; at 60 the label's 53 characters leave no room for a box
+        con = _terminal(monkeypatch, width)  # the console the live display draws on
+        with con.capture() as cap:
+            con.print(view._render())
+        out = cap.get()
+        _words_whole(out, [label, "running", "attempts", "seconds"])
+        assert ("│" in out) == (width == 120)
