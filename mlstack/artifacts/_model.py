@@ -227,7 +227,7 @@ class Version:
     run: dict[str, Any] = field(default_factory=dict)  # pipeline / step, when the run had them
     aliases: list[str] = field(default_factory=list)  # filled in by show/ls; not stored in the record
     put_id: str = ""  # identifies the writer, so a retried create recognises its own record
-    unchanged: bool = False  # set by put when the content matched the latest version (nothing written)
+    unchanged: bool = False  # set by put when the content matched the latest version (no new version)
     sealed: bool = True  # False for records of the first release (schema 1), which carry no seal
 
     @property

@@ -33,6 +33,7 @@ from mlstack.artifacts._model import (
     check_name,
     version_key,
 )
+from mlstack.artifacts._store import reason_of
 from mlstack.errors import IntegrityError, MlstackError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -222,7 +223,7 @@ def _check_record(
     try:
         return st._record(name, n, fresh=True)
     except IntegrityError as exc:
-        problem = Problem("record", f"{name}@{n}", key, exc.message, exc.fix or "")
+        problem = Problem("record", f"{name}@{n}", key, reason_of(exc), exc.fix or "")
     if repair and st.backend.restore_doc(key, _valid(lambda b: Version.from_record(b, key=key))):
         try:
             v = st._record(name, n, fresh=True)
@@ -263,7 +264,7 @@ def _check_alias(
         doc = got[0] if got else None
         why = "" if doc is None else None
     except IntegrityError as exc:
-        why = exc.message
+        why = reason_of(exc)
     if doc is not None:
         target = versions.get(doc.version)
         if target is not None and target.digest == doc.digest:

@@ -61,6 +61,7 @@ from mlstack.errors import (
     ConflictError,
     CredentialsError,
     IntegrityError,
+    MlstackError,
     NotFoundError,
     UsageError,
 )
@@ -161,10 +162,12 @@ class ArtifactStore:
             if self.backend.kind == "s3"
             else ""
         )
-        return IntegrityError(
+        exc = IntegrityError(
             f"version record {name}@{number} ({self._where(key)}) cannot be trusted: {why}",
             fix=f"{restore}otherwise restore {key} from a backup. New versions of {name!r} can still be put",
         )
+        exc.reason = f"cannot be trusted: {why}"  # type: ignore[attr-defined]
+        return exc
 
     def _record(self, name: str, number: int, *, fresh: bool = False) -> Version | None:
         """Version ``number`` of ``name``, checked (seal, fields, key); None when it does not exist.
@@ -224,11 +227,13 @@ class ArtifactStore:
 
     def _corrupt_alias(self, name: str, alias: str, why: str) -> IntegrityError:
         key = alias_key(name, alias)
-        return IntegrityError(
+        exc = IntegrityError(
             f"alias {name}:{alias} ({self._where(key)}) cannot be trusted: {why}",
             fix=f"point it again: `mlstack artifacts alias {name} VERSION {alias}` "
             f"(or `{self._repair_cmd(name)}`)",
         )
+        exc.reason = f"cannot be trusted: {why}"  # type: ignore[attr-defined]
+        return exc
 
     def _alias_doc(self, name: str, alias: str) -> tuple[AliasDoc, str] | None:
         """The alias document and its etag (None when absent); IntegrityError when it cannot be parsed."""
@@ -282,7 +287,7 @@ class ArtifactStore:
                 check_alias(alias)
                 got = self._alias_doc(name, alias)
             except (IntegrityError, UsageError) as exc:
-                return Problem("alias", f"{name}:{alias}", k, exc.message, exc.fix or "")
+                return Problem("alias", f"{name}:{alias}", k, reason_of(exc), exc.fix or "")
             return None if got is None else (alias, got[0].version)
 
         found = list(self._pool.map(read, keys) if parallel and len(keys) > 1 else map(read, keys))
@@ -400,7 +405,9 @@ class ArtifactStore:
                         v = self._record(n, num)
                     except IntegrityError as exc:
                         mine.append(
-                            Problem("record", f"{n}@{num}", version_key(n, num), exc.message, exc.fix or "")
+                            Problem(
+                                "record", f"{n}@{num}", version_key(n, num), reason_of(exc), exc.fix or ""
+                            )
                         )
                         continue
                     if v is None:
@@ -931,6 +938,11 @@ def _with_aliases(v: Version, aliases: list[str]) -> Version:
         aliases=list(aliases),
         unchanged=False,
     )
+
+
+def reason_of(exc: MlstackError) -> str:
+    """The short reason of an error about a document (its ref and key are said elsewhere)."""
+    return str(getattr(exc, "reason", None) or exc.message)
 
 
 def _report(found: list[Problem], problems: list[Problem] | None) -> None:

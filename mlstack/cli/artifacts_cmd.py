@@ -89,7 +89,7 @@ def put(
     if json_out:
         emit_json({**v.to_dict(), "unchanged": v.unchanged})
         return
-    note = " (unchanged: same content as the latest version, nothing written)" if v.unchanged else ""
+    note = " (unchanged: same content as the latest version, no new version)" if v.unchanged else ""
     aliases = f" [{', '.join(v.aliases)}]" if v.aliases else ""
     console.print(f"{v.ref}  sha256:{v.short_digest}  {_size(v.size)}{aliases}{note}", markup=False)
 
@@ -253,11 +253,12 @@ def verify(
         emit_json(report.to_dict())
     else:
         if report.problems:
-            print_table(
-                "problems",
-                ["what", "ref", "problem", "fix", "repaired"],
-                [(p.what, p.ref, p.message, p.fix, "yes" if p.repaired else "no") for p in report.problems],
-            )
+            cols = ["what", "ref", "problem", "fix"] + (["repaired"] if repair else [])
+            rows = [
+                (p.what, p.ref, p.message, p.fix) + (("yes" if p.repaired else "no",) if repair else ())
+                for p in report.problems
+            ]
+            print_table("problems", cols, rows)
         console.print(report.summary(), markup=False)
     if not report.ok:
         raise typer.Exit(1)
