@@ -775,7 +775,7 @@ class ArtifactStore:
         data = self.backend.get_bytes(v.digest)
         try:
             entries = json.loads(data)["files"]
-            out = []
+            out: list[dict[str, Any]] = []
             for e in entries:
                 digest, size = str(e["digest"]), int(e["size"])
                 if not DIGEST_RE.fullmatch(digest) or size < 0:

@@ -33,7 +33,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -658,11 +658,16 @@ class S3Backend(Backend):
                 os.pwrite(fd, body, offset)
             return body
 
-        # parts arrive in parallel; this thread hashes them in order as they complete
-        for body in _bounded_map(self._pool, fetch, list(range(0, size, part)), TRANSFER_THREADS):
-            h.update(body)
-            if progress:
-                progress(len(body))
+        # parts arrive in parallel; this thread hashes them in order as they complete. closing() ends the
+        # generator (cancelling and waiting for the fetches) even when this loop is interrupted, so no fetch
+        # is still writing to ``fd`` once the caller closes it
+        with contextlib.closing(
+            _bounded_map(self._pool, fetch, list(range(0, size, part)), TRANSFER_THREADS)
+        ) as parts:
+            for body in parts:
+                h.update(body)
+                if progress:
+                    progress(len(body))
         return h.hexdigest()
 
     def get_to_file(self, digest: str, size: int, dest: Path, progress: Progress | None = None) -> None:
@@ -827,7 +832,7 @@ class S3Backend(Backend):
 
 def _bounded_map(
     pool: cf.ThreadPoolExecutor, fn: Callable[..., Any], items: list[Any], window: int
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     """Like ``pool.map`` over ``fn(*item)`` or ``fn(item)``, in order, with at most ``window`` in flight."""
     pending: list[cf.Future[Any]] = []
     it = iter(items)
