@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -278,6 +278,11 @@ class Backend(ABC):
             if len(d) == 64 and all(c in "0123456789abcdef" for c in d):
                 out.append(d)
         return sorted(out)
+
+    def iter_keys(self, prefix: str) -> Iterator[str]:
+        """The keys under ``prefix`` in sorted order, fetched lazily where the store lists in pages, so a
+        caller that needs only the first few (the newest runs of an index) stops early."""
+        yield from self.list_keys(prefix)
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release pools and connections."""

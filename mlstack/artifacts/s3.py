@@ -815,6 +815,25 @@ class S3Backend(Backend):
         except (bexc.ClientError, bexc.BotoCoreError) as exc:
             raise self._fail(exc, "ListObjectsV2", kw.get("Prefix")) from exc
 
+    def iter_keys(self, prefix: str) -> Iterator[str]:
+        """Keys in S3's order (sorted), one page at a time: a first small page (a listing of the newest runs
+        often needs no more), then full pages of 1000."""
+        full = self._key(prefix)
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        token: str | None = None
+        size = 100
+        while True:
+            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full, "MaxKeys": size}
+            if token:
+                kw["ContinuationToken"] = token
+            page = self._call("ListObjectsV2", full, self.client.list_objects_v2, **kw)
+            for o in page.get("Contents", []):
+                yield o["Key"][cut:]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            size = 1000
+
     def list_keys(self, prefix: str) -> list[str]:
         full = self._key(prefix)
         cut = len(self.prefix) + 1 if self.prefix else 0

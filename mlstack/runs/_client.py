@@ -388,7 +388,9 @@ def list_runs(
     manifest: Any = None,
     store: RunStore | None = None,
 ) -> builtins.list[Run]:
-    """The newest runs first (``limit=None``: all), optionally of one pipeline and/or one status."""
+    """The newest runs first (``limit`` None or 0: all), optionally of one pipeline and/or one status.
+
+    The index is read newest first and only as far as needed; records are read only for runs returned."""
     if status is not None and status not in LIST_STATUSES:
         raise UsageError(
             f"--status {status!r} is not a run status", fix=f"use one of: {', '.join(LIST_STATUSES)}"
@@ -396,25 +398,21 @@ def list_runs(
     if limit is not None and limit < 0:
         raise UsageError(f"--limit {limit} is negative", fix="give a number of runs >= 0 (0: all)")
     st = store or run_store(manifest)
-    entries, bad = st.index()
-    rows = sorted(entries.values(), key=lambda e: (e.started, e.run_id), reverse=True)
-    if pipeline is not None:
-        rows = [e for e in rows if e.pipeline == pipeline]
-    out: builtins.list[Run] = []
-    if status == "unreadable" or (status is None and pipeline is None):
-        out.extend(Run(st, None, run_id=k.rsplit("/", 1)[-1], error="index key does not parse") for k in bad)
-    if status in ("succeeded", "failed"):
-        rows = [e for e in rows if e.status == status]
-    elif status in ("running", "interrupted"):
-        rows = [e for e in rows if e.status == "running" or e.status == status]
     cap = limit or None
-    # read records in windows: a status filter on running/interrupted needs the lease to decide
-    i = 0
-    while i < len(rows) and (cap is None or len(out) < cap):
-        want = (cap or 64) - len(out)
-        # running/interrupted are decided by the lease, so read ahead; otherwise the index decided already
-        window = rows[i : i + (max(16, want) if status in ("running", "interrupted") else want)]
-        i += len(window)
+    bad: builtins.list[str] = []
+    out: builtins.list[Run] = []
+    window: builtins.list[IndexEntry] = []
+
+    def candidate(e: IndexEntry) -> bool:
+        if pipeline is not None and e.pipeline != pipeline:
+            return False
+        if status in ("succeeded", "failed"):
+            return e.status == status
+        if status in ("running", "interrupted"):
+            return e.status in ("running", status)  # running/interrupted: the lease decides
+        return status != "unreadable"
+
+    def flush() -> None:
         recs = st.read_records([e.run_id for e in window])
         for e in window:
             got = recs.get(e.run_id)
@@ -426,13 +424,37 @@ def list_runs(
                 run = Run(st, got, entry=e)
             if status is None or run.status == status:
                 out.append(run)
+        window.clear()
+
+    for e in st.scan(bad):
+        if cap is not None and len(out) >= cap:
+            break
+        if not candidate(e):
+            continue
+        window.append(e)
+        # read records in batches: exactly what is still missing, or a batch ahead when the lease decides
+        want = (cap - len(out)) if cap is not None else 64
+        if len(window) >= (max(16, want) if status in ("running", "interrupted") else want):
+            flush()
+    if window and (cap is None or len(out) < cap):
+        flush()
+    if status == "unreadable" or (status is None and pipeline is None):
+        out.extend(Run(st, None, run_id=k.rsplit("/", 1)[-1], error="index key does not parse") for k in bad)
     return out[:cap] if cap else out
 
 
+def _newest(store: RunStore, pipeline: str | None, n: int) -> builtins.list[IndexEntry]:
+    out: builtins.list[IndexEntry] = []
+    for e in store.scan([]):
+        if pipeline in (None, e.pipeline):
+            out.append(e)
+            if len(out) >= n:
+                break
+    return out
+
+
 def newest_ids(store: RunStore, n: int = 5, pipeline: str | None = None) -> builtins.list[str]:
-    entries, _ = store.index()
-    rows = sorted(entries.values(), key=lambda e: (e.started, e.run_id), reverse=True)
-    return [f"{e.run_id} ({e.pipeline}, {e.status})" for e in rows if pipeline in (None, e.pipeline)][:n]
+    return [f"{e.run_id} ({e.pipeline}, {e.status})" for e in _newest(store, pipeline, n)]
 
 
 def get_run(
@@ -441,12 +463,7 @@ def get_run(
     """A run by id, or ``"latest"`` (the newest, of ``pipeline`` when given). RunNotFound lists the newest."""
     st = store or run_store(manifest)
     if run_id == "latest":
-        entries, _ = st.index()
-        rows = sorted(
-            (e for e in entries.values() if pipeline in (None, e.pipeline)),
-            key=lambda e: (e.started, e.run_id),
-            reverse=True,
-        )
+        rows = _newest(st, pipeline, 1)
         if not rows:
             scope = f" of pipeline {pipeline!r}" if pipeline else ""
             raise RunNotFound(

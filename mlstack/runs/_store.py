@@ -3,8 +3,8 @@
 Everything lives under ``runs/`` of the artifact store (the local folder, or the bucket under the store's
 prefix), written through the artifacts Backend, so every machine holding the manifest sees the same runs::
 
-    runs/index/<started>~<run id>~<pipeline>~<where>~0-running             created when the run starts
-    runs/index/<started>~<run id>~<pipeline>~<where>~2-<status>~<seconds>  created when it ends
+    runs/index/<inv>~<run id>~<pipeline>~<where>~0-running             created when the run starts
+    runs/index/<inv>~<run id>~<pipeline>~<where>~2-<status>~<seconds>  created when it ends
     runs/records/<run id>/run.json            the run record (created once, replaced by compare-and-swap)
     runs/records/<run id>/lease.json          the runner's heartbeat, while the run lasts past one beat
     runs/records/<run id>/steps/<step>.json   one per step, ``<step>@<branch>.json`` per fan-out branch
@@ -13,7 +13,8 @@ prefix), written through the artifacts Backend, so every machine holding the man
     blobs/sha256/...                          logs and results: the store's content-addressed blobs
 
 Listing reads one flat prefix of small keys whose names carry what a listing needs (time, id, pipeline,
-where, status, duration), then reads only the records of the runs it shows. Index keys and step records
+where, status, duration), newest first (``<inv>`` is 10**13 minus the start in milliseconds, so key order is
+newest first and a listing stops after the first page it needs), then reads only the records it shows. Index keys and step records
 are created once; the run record and the lease change only by compare-and-swap. A run whose index holds
 no end key and whose lease has lapsed reads ``interrupted`` (its runner died).
 """
@@ -26,7 +27,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -71,9 +72,20 @@ def parse_iso(text: str | None) -> float | None:
             return None
 
 
-def _stamp(iso: str) -> str:
-    """``2026-11-30T14:25:04.123Z`` -> ``20261130T142504.123Z`` (sorts like time, safe in a key)."""
-    return iso.replace("-", "").replace(":", "")
+INV = (
+    10**13
+)  # index keys start with INV - (start in ms): S3 lists in key order, so the newest run comes first
+
+
+def inverted(iso: str) -> str:
+    """The index key's time field of a start time: 13 digits that sort newest first."""
+    ts = parse_iso(iso)
+    ms = round((ts if ts is not None else time.time()) * 1000)
+    return f"{INV - ms:013d}"
+
+
+def from_inverted(text: str) -> str:
+    return now_iso((INV - int(text)) / 1000)
 
 
 def check_run_id(run_id: str) -> str:
@@ -116,44 +128,62 @@ class IndexEntry:
     run_id: str
     pipeline: str
     where: str
-    started: str  # the key's stamp, e.g. 20261130T142504.123Z
+    inv: str  # the key's time field (see inverted())
     status: str = "running"
     seconds: float | None = None
     keys: list[str] = field(default_factory=list)
 
     @property
     def started_iso(self) -> str:
-        s = self.started
-        return f"{s[0:4]}-{s[4:6]}-{s[6:8]}T{s[9:11]}:{s[11:13]}:{s[13:]}"
+        return from_inverted(self.inv)
+
+
+def _parse_key(key: str) -> tuple[str, str, str, str, str, str, float | None] | None:
+    """(inv, run id, pipeline, where, rank, status, seconds) of an index key, or None when it does not parse."""
+    leaf = key[len(INDEX) :] if key.startswith(INDEX) else key
+    parts = leaf.split("~")
+    if len(parts) < 5 or not _ID.match(parts[1]) or not (parts[0].isdigit() and len(parts[0]) == 13):
+        return None
+    inv, run_id, pipeline, where, state = parts[:5]
+    rank, _, status = state.partition("-")
+    if status not in STATUSES or not rank.isdigit():
+        return None
+    secs = None
+    if len(parts) > 5:
+        try:
+            secs = float(parts[5])
+        except ValueError:
+            secs = None
+    return inv, run_id, pipeline, where, rank, status, secs
+
+
+def scan_index(keys: Iterable[str], bad: list[str]) -> Iterator[IndexEntry]:
+    """Runs from index keys in key order (newest first), each once all its keys were seen; keys that do not
+    parse go to ``bad``. The keys of one run are adjacent (same time field, same id)."""
+    cur: IndexEntry | None = None
+    for key in keys:
+        got = _parse_key(key)
+        if got is None:
+            bad.append(key)
+            continue
+        inv, run_id, pipeline, where, rank, status, secs = got
+        if cur is not None and cur.run_id != run_id:
+            yield cur
+            cur = None
+        if cur is None:
+            cur = IndexEntry(run_id, pipeline, where, inv)
+        cur.keys.append(key)
+        if rank != "0":  # an end key wins over the start key
+            cur.status = status
+            cur.seconds = secs if secs is not None else cur.seconds
+    if cur is not None:
+        yield cur
 
 
 def parse_index(keys: Iterable[str]) -> tuple[dict[str, IndexEntry], list[str]]:
-    """Group index keys by run; returns (entries by run id, keys that do not parse)."""
-    runs: dict[str, IndexEntry] = {}
+    """Every run of the index by id, and the keys that do not parse."""
     bad: list[str] = []
-    for key in keys:
-        leaf = key[len(INDEX) :] if key.startswith(INDEX) else key
-        parts = leaf.split("~")
-        if len(parts) < 5 or not _ID.match(parts[1]):
-            bad.append(key)
-            continue
-        stamp, run_id, pipeline, where, state = parts[:5]
-        rank, _, status = state.partition("-")
-        if status not in STATUSES or not rank.isdigit():
-            bad.append(key)
-            continue
-        e = runs.get(run_id)
-        if e is None:
-            e = runs[run_id] = IndexEntry(run_id, pipeline, where, stamp)
-        e.keys.append(key)
-        if rank != "0":  # an end key wins over the start key
-            e.status = status
-            if len(parts) > 5:
-                try:
-                    e.seconds = float(parts[5])
-                except ValueError:
-                    pass
-    return runs, bad
+    return {e.run_id: e for e in scan_index(keys, bad)}, bad
 
 
 class RunStore:
@@ -229,7 +259,7 @@ class RunStore:
 
     def index_key(self, rec: dict[str, Any], status: str | None = None) -> str:
         where = str((rec.get("orchestrator") or {}).get("kind") or "local")
-        head = f"{INDEX}{_stamp(rec['started'])}~{rec['id']}~{rec['pipeline']}~{where}~"
+        head = f"{INDEX}{inverted(rec['started'])}~{rec['id']}~{rec['pipeline']}~{where}~"
         if status is None:
             return head + "0-running"
         secs = rec.get("seconds")
@@ -316,7 +346,12 @@ class RunStore:
 
     # ------------------------------------------------------------------ listing
     def index(self) -> tuple[dict[str, IndexEntry], list[str]]:
+        """The whole index (every run). Listing uses :meth:`scan`, which stops as soon as it has enough."""
         return parse_index(self.backend.list_keys(INDEX))
+
+    def scan(self, bad: list[str]) -> Iterator[IndexEntry]:
+        """Runs newest first, read from the index page by page (stop iterating to stop listing)."""
+        return scan_index(self.backend.iter_keys(INDEX), bad)
 
     def read_records(self, run_ids: list[str]) -> dict[str, dict[str, Any] | Exception | None]:
         def one(rid: str) -> tuple[str, dict[str, Any] | Exception | None]:
