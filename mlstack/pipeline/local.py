@@ -214,9 +214,10 @@ class LocalRunner:
         compute_max = getattr(self.manifest.compute, "max_parallel", None)
         self.max_parallel = max(1, max_parallel or compute_max or os.cpu_count() or 1)
         self.home = _manifest.home(home)
-        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._procs: dict[int, Any] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._fork: Any = None  # the run's fork server (mlstack.pipeline._forkserver), when it runs
 
     # ------------------------------------------------------------ one task
     def _exec(self, pipe: Pipeline, res: StepResult, run_dir: Path, env: dict[str, str]) -> StepResult:
@@ -246,13 +247,15 @@ class LocalRunner:
                 if attempt > 1:
                     fh.write(f"\n[mlstack] attempt {attempt} of {s.retries + 1}\n".encode())
                     fh.flush()
-                proc = (
-                    subprocess.Popen(
-                        cmd, stdout=fh, stderr=subprocess.STDOUT, env=step_env, stdin=subprocess.DEVNULL
+                proc = self._forked(cmd, step_env, log) if s.nodes == 1 else None
+                if proc is None:
+                    proc = (
+                        subprocess.Popen(
+                            cmd, stdout=fh, stderr=subprocess.STDOUT, env=step_env, stdin=subprocess.DEVNULL
+                        )
+                        if s.nodes == 1
+                        else multinode.Group(cmd, s.nodes, env=step_env, log=fh).start()
                     )
-                    if s.nodes == 1
-                    else multinode.Group(cmd, s.nodes, env=step_env, log=fh).start()
-                )
                 with self._lock:
                     self._procs[proc.pid] = proc
                 try:
@@ -275,6 +278,16 @@ class LocalRunner:
             res.log_tail = _tail(log)
         self._collect(res, d)
         return res
+
+    def _forked(self, cmd: list[str], env: dict[str, str], log: Path) -> Any:
+        """The step forked from the run's fork server when it is up (else None: start a subprocess)."""
+        fs = self._fork
+        if fs is None or not fs.ready(0):
+            return None
+        try:
+            return fs.start(cmd[3:], env, str(log))
+        except OSError:
+            return None
 
     @staticmethod
     def _collect(res: StepResult, d: Path) -> None:
@@ -470,6 +483,13 @@ class LocalRunner:
         folder = str(Path(pipe.source).parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH", "")) if p)
         started = time.monotonic()
+        from mlstack.pipeline import _forkserver
+
+        if _forkserver.available() and any(st.nodes == 1 for st in pipe.steps.values()):
+            try:  # boots while the first steps start as subprocesses; later steps fork from it
+                self._fork = _forkserver.ForkServer(str(pipe.source), env)
+            except OSError:
+                self._fork = None
         plan = _Plan(pipe, values, prior, store, cache, env)
         rec: RunRecorder | None = None
         if record and store is not None:
@@ -560,6 +580,9 @@ class LocalRunner:
             raise
         finally:
             pool.shutdown(wait=True)
+            if self._fork is not None:
+                self._fork.close()
+                self._fork = None
             for name in order:
                 result.steps.extend(branches.get(name, [StepResult(name)]))
             for r in result.steps:

@@ -232,3 +232,53 @@ def gpu():
     step = result.step("gpu")
     assert step.status == "failed" and step.attempts == 1
     assert "pip install 'mlstack[examples]'" in step.log_tail
+
+
+def test_steps_fork_from_a_fork_server_with_their_own_env_and_log(
+    write_pipeline, local_home, monkeypatch
+) -> None:
+    f = write_pipeline(
+        """
+import os, sys, time
+pipeline = Pipeline("forky", params={"xs": [1, 2, 3]})
+
+@pipeline.step
+def first():
+    time.sleep(3)  # the fork server boots meanwhile
+    os.environ["LEAK"] = "from first"
+    return os.getppid()
+
+@pipeline.step(foreach="xs", env={"OWN": "yes"})
+def branch(first, xs):
+    print(f"branch {xs} says hi")
+    print("to stderr", file=sys.stderr)
+    if xs == 3:
+        raise SystemExit(5)
+    return {"ppid": os.getppid(), "step": os.environ["MLSTACK_STEP"], "leak": os.environ.get("LEAK"),
+            "own": os.environ.get("OWN")}
+"""
+    )
+    import os
+
+    result = LocalRunner(max_parallel=2).run(load(f))
+    assert result.status == "failed" and result.step("branch[2]").exit_code == 5
+    got = [result.step(f"branch[{i}]") for i in range(2)]
+    outs = [json.loads((Path(s.log).parent / "result.json").read_text()) for s in got]
+    assert [o["step"] for o in outs] == ["branch[0]", "branch[1]"]
+    assert all(o["leak"] is None and o["own"] == "yes" for o in outs)  # each step gets its own environment
+    # forked from the server (its parent is not this process), unlike the first step that started meanwhile
+    assert result.output("first") == os.getpid()
+    assert any(o["ppid"] != os.getpid() for o in outs)
+    text = Path(got[1].log).read_text()
+    assert "branch 2 says hi" in text and "to stderr" in text
+    assert (
+        result.step("branch[2]").status == "failed" and "SystemExit" not in result.step("branch[2]").log_tail
+    )
+
+    monkeypatch.setenv("MLSTACK_LOCAL_FORK", "0")  # the opt-out: every step a fresh interpreter
+    again = LocalRunner(max_parallel=2).run(load(f))
+    outs = [
+        json.loads((Path(again.step(f"branch[{i}]").log).parent / "result.json").read_text())
+        for i in range(2)
+    ]
+    assert all(o["ppid"] == os.getpid() for o in outs)
