@@ -52,6 +52,14 @@ _Name = Annotated[str, Field(min_length=1, max_length=255)]
 _Bucket = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")]
 _Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")]
 _Url = Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+# a Snowflake stage: NAME or DB.SCHEMA.NAME, each part an unquoted identifier (stages are named, not quoted)
+_StageName = Annotated[
+    str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,254}(\.[A-Za-z_][A-Za-z0-9_$]{0,254}){0,2}$")
+]
+# a Unity Catalog volume: NAME or CATALOG.SCHEMA.NAME (letters, digits, _ and -)
+_VolumeName = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,254}(\.[A-Za-z0-9_][A-Za-z0-9_\-]{0,254}){0,2}$")
+]
 
 
 # ---------------------------------------------------------------- artifacts
@@ -101,6 +109,11 @@ class SnowflakeData(_Section):
     role: _Name
     user: _Name
     connection_name: str | None = Field(None, description="connections.toml entry holding the credentials")
+    stage: _StageName | None = Field(
+        None,
+        description="internal stage bulk writes upload Parquet files to (a name in database.schema, or "
+        "db.schema.stage); default: the table's own stage (@%table), which needs ownership of the table",
+    )
 
 
 class DatabricksData(_Section):
@@ -110,6 +123,11 @@ class DatabricksData(_Section):
     catalog: _Name
     schema_: _Name = Field(alias="schema")
     profile: str | None = Field(None, description="~/.databrickscfg profile holding the credentials")
+    volume: _VolumeName | None = Field(
+        None,
+        description="Unity Catalog volume bulk writes upload Parquet files to (a name in catalog.schema, or "
+        "catalog.schema.volume); default: none (writes go as INSERT statements, slow for big tables)",
+    )
 
 
 class LakehouseData(_Section):

@@ -217,3 +217,50 @@ def test_near_valid_manifests_load_or_fail_cleanly(section: dict[str, Any], laye
         assert exc.problems
         for path, _value, allowed in exc.problems:
             assert path and allowed
+
+
+SNOWFLAKE = {
+    "kind": "snowflake",
+    "account": "acme-ml",
+    "warehouse": "ML_WH",
+    "database": "ML",
+    "schema": "ML",
+    "role": "ML_WRITER",
+    "user": "ML_SVC",
+}
+DATABRICKS = {
+    "kind": "databricks",
+    "host": "https://dbc-1.cloud.databricks.com",
+    "warehouse_id": "abc",
+    "catalog": "ml",
+    "schema": "features",
+}
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "good", "bad"),
+    [
+        (
+            SNOWFLAKE,
+            "stage",
+            ["MLSTACK_STAGE", "ML.MLSTACK_STAGE", "ML.ML.MLSTACK_STAGE"],
+            ["@stage", "a.b.c.d", "my stage"],
+        ),
+        (
+            DATABRICKS,
+            "volume",
+            ["files", "ml.features.files", "raw-files"],
+            ["/Volumes/ml/features/files", "a.b.c.d", "f s"],
+        ),
+    ],
+)
+def test_bulk_write_locations_are_optional_names(
+    section: dict[str, Any], key: str, good: list[str], bad: list[str]
+) -> None:
+    assert key not in manifest.validate_section("data", section)  # optional: old manifests stay valid
+    for value in good:
+        assert manifest.validate_section("data", {**section, key: value})[key] == value
+    for value in bad:
+        with pytest.raises(ManifestError) as err:
+            manifest.validate_section("data", {**section, key: value})
+        assert f"data.{key}" in str(err.value)

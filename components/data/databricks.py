@@ -9,6 +9,9 @@ Two fixed grant sets, never ``ALL_PRIVILEGES`` or ``MANAGE``:
   ``WRITE_VOLUME`` on the volume and ``CAN_USE`` on the GPU cluster policy.
 
 The jobs service principal gets one set (``job_access``); existing account groups may be given either set.
+The writer set is what ``mlstack.data.write``'s bulk path needs: Files API uploads to and deletes from the
+volume (``WRITE_VOLUME``), ``COPY INTO`` / ``read_files`` from it (``READ_VOLUME``), tables created or
+replaced in the schema (``CREATE_TABLE``, ``MODIFY``). The manifest names the volume (``volume``).
 Grants use ``databricks.Grant`` (one principal each, not authoritative) so grants made elsewhere survive.
 
 Import cost: ``pulumi_databricks`` takes ~1.4 s to import; only this module imports it.
@@ -71,7 +74,9 @@ class DatabricksDataLayerArgs(TypedDict, total=False):
     """Schema inside the catalog. Default: ``"ml"``."""
 
     volume_name: str
-    """Managed volume in the schema for files (datasets, checkpoints). Default: ``"files"``."""
+    """Managed volume in the schema for files (datasets, checkpoints); the manifest's ``volume``, where bulk
+    writes (``mlstack.data.write``, ``mlstack data load``) upload Parquet files to load into tables.
+    Default: ``"files"``."""
 
     warehouse_name: str
     """SQL warehouse name. Default: ``<base>-sql``."""
@@ -370,15 +375,26 @@ class DatabricksDataLayer(pulumi.ComponentResource):
         profile = a.get("profile")
 
         def section(vals: list[Any]) -> dict[str, Any]:
-            wid, cat, sch = vals[:3]
-            s = {"kind": "databricks", "host": host, "warehouse_id": wid, "catalog": cat, "schema": sch}
+            wid, cat, sch, vol = vals[:4]
+            s = {
+                "kind": "databricks",
+                "host": host,
+                "warehouse_id": wid,
+                "catalog": cat,
+                "schema": sch,
+                "volume": vol,
+            }
             if profile:
                 s["profile"] = profile
             return validate_section("data", s)
 
         # ready only once every grant is in place
         self.manifest_section = pulumi.Output.all(
-            self.warehouse_id, self.catalog_name, self.schema_name, *[g.urn for g in self.grants]
+            self.warehouse_id,
+            self.catalog_name,
+            self.schema_name,
+            self.volume_name,
+            *[g.urn for g in self.grants],
         ).apply(section)
         self.register_outputs(
             {

@@ -3,7 +3,10 @@
 Least privilege by construction: the reader role gets USAGE on the warehouse, database and schema, SELECT on
 all and future tables of the schema and READ on the stage; the writer role inherits the reader and adds
 CREATE TABLE on the schema and WRITE on the stage (plus, with a GPU compute pool, USAGE/MONITOR on the pool
-and CREATE SERVICE on the schema). No role ever gets ALL PRIVILEGES, OWNERSHIP or an admin role. The service
+and CREATE SERVICE on the schema). That is exactly what ``mlstack.data.write``'s bulk path needs: PUT and
+REMOVE of Parquet files in the stage (WRITE), COPY INTO from it (READ), a new table beside the target
+(CREATE TABLE), then RENAME / SWAP WITH of tables the writer owns (it owns what it creates). The manifest
+names the stage (``stage``), so bulk writes use it. No role ever gets ALL PRIVILEGES, OWNERSHIP or an admin role. The service
 user authenticates with an RSA key pair only (no password); the private key is a Pulumi secret output and
 never in the manifest.
 
@@ -114,8 +117,9 @@ class SnowflakeDataLayerArgs(TypedDict, total=False):
     """Time Travel retention of the database, in days (0-90). Default: 1."""
 
     stage_name: str
-    """Internal stage (server-side encrypted) in the schema, for files and model blobs. Default:
-    ``"MLSTACK_STAGE"``."""
+    """Internal stage (server-side encrypted) in the schema, for files and model blobs; the manifest's
+    ``stage``, where bulk writes (``mlstack.data.write``, ``mlstack data load``) upload Parquet files to COPY
+    INTO tables. Default: ``"MLSTACK_STAGE"``."""
 
     reader_role_name: str
     """Name of the read-only role. Default: ``<BASE>_READER``."""
@@ -460,7 +464,7 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
         waits = [g.urn for g in self.grants + self.role_grants]
 
         def section(vals: list[Any]) -> dict[str, Any]:
-            wh, db, sc, role, user = vals[:5]
+            wh, db, sc, role, user, stage = vals[:6]
             s = {
                 "kind": "snowflake",
                 "account": account,
@@ -469,6 +473,7 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
                 "schema": sc,
                 "role": role,
                 "user": user,
+                "stage": stage,
             }
             if connection:
                 s["connection_name"] = connection
@@ -481,6 +486,7 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
             self.schema_name,
             self.job_role_name,
             self.user_name,
+            self.stage_name,
             *waits,
         ).apply(section)
         self.register_outputs(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import contextlib
 import datetime as dt
 import decimal
 import logging
@@ -60,15 +61,21 @@ from mlstack.errors import (
     ConfigError,
     CredentialsError,
     DataError,
+    MlstackError,
     NotFoundError,
     UsageError,
 )
 from mlstack.manifest import DatabricksData
 
+log = logging.getLogger(__name__)
+
 INLINE_MAX_ROWS = 10_000
 #: chunk downloads in flight at once (also bounds the memory a stream holds ahead of the reader)
 PARALLEL_DOWNLOADS = 8
+#: rows per INSERT statement when a big write has no volume to stage files in
 INSERT_BATCH = 1_000
+#: files uploaded to the volume at once
+PARALLEL_UPLOADS = 4
 #: a statement may run this long (polled), then it is cancelled
 POLL_TIMEOUT_S = 3600.0
 #: one chunk download: connecting to storage, then reading the chunk
@@ -560,35 +567,230 @@ class DatabricksSource(DataSource):
 
     # ---------------------------------------------------------------- writes
     def write(self, table: str, data: Any, mode: str = "append") -> WriteResult:
-        """CREATE (OR REPLACE) the Delta table from the Arrow schema, then batched INSERT ... VALUES.
+        """Load ``data`` into the Delta table ``table`` (created if missing) in one transaction.
 
-        Suited to modest sizes (predictions, samples). For bulk loads, upload Parquet to a Unity Catalog
-        volume and ``COPY INTO``, which the warehouse parallelises.
+        Small writes go as one statement carrying the rows. Bigger ones are Parquet files uploaded to the
+        manifest's ``volume`` with the Files API (one request per file), then:
+
+        - append to an existing table: ``COPY INTO`` (one Delta commit);
+        - a new table, or an overwrite: ``CREATE [OR REPLACE] TABLE ... AS SELECT ... FROM read_files(...)``
+          (one Delta commit; a replaced table keeps its history, so time travel still reads the old rows).
+
+        The uploaded files are deleted whatever happens. Without a ``volume`` in the manifest, big writes are
+        INSERT statements into a new table next to the target, which then is copied in with one statement:
+        still all or nothing, but one request per ``INSERT_BATCH`` rows.
         """
+        from mlstack.data import bulk
+
         m = check_mode(mode)
         arrow = to_arrow(data)
-        schema = arrow.schema
+        columns = [(f.name, arrow_to_databricks_type(f.type)) for f in arrow.schema]
         target = ".".join(ident(p) for p in split_name(self._qualified(table)))
-        cols = ", ".join(f"{ident(f.name)} {arrow_to_databricks_type(f.type)}" for f in schema)
-        create = "CREATE OR REPLACE TABLE" if m == "overwrite" else "CREATE TABLE IF NOT EXISTS"
-        self.execute(f"{create} {target} ({cols})", inline=True, what=f"creating {table}")
-        names = ", ".join(ident(f.name) for f in schema)
-        rows = 0
-        batches = arrow.to_batches(max_chunksize=INSERT_BATCH) if isinstance(arrow, pa.Table) else arrow
-        for batch in batches:
-            for start in range(0, batch.num_rows, INSERT_BATCH):
-                part = batch.slice(start, INSERT_BATCH)
-                if part.num_rows == 0:
-                    continue
-                values = ",\n".join(
-                    "(" + ", ".join(_literal(v) for v in row) + ")"
-                    for row in zip(*(c.to_pylist() for c in part.columns), strict=True)
-                )
+        # Delta keeps microseconds; Spark cannot read Parquet nanosecond timestamps at all
+        options = {"coerce_timestamps": "us", "allow_truncated_timestamps": True}
+        with bulk.spool(arrow, parquet_options=options) as sp:
+            have = self._table_columns(table)
+            append = bool(have) and m == "append"
+            if append:
+                _check_append(table, have, [c for c, _ in columns])
+            if sp.small:
+                self._write_small(target, table, sp.table, columns, m, append=append, exists=bool(have))
+            elif self._volume_path() is None:
+                self._write_without_volume(target, table, sp, columns, m, append=append, exists=bool(have))
+            else:
+                with self._uploaded(sp, table) as folder:
+                    if append:
+                        self._copy_into(target, table, folder, sp.rows)
+                    else:
+                        source = f"read_files('{folder}', format => 'parquet')"
+                        self.execute(
+                            _create_as(target, columns, source, replace=m == "overwrite"),
+                            inline=True,
+                            what=f"writing {table}",
+                        )
+        return WriteResult(table, sp.rows, m, None)
+
+    def _table_columns(self, table: str) -> list[str]:
+        """The columns of ``table`` (in order); [] when it does not exist."""
+        catalog, schema, name = split_name(self._qualified(table))
+        resp = self.execute(
+            "SELECT column_name FROM system.information_schema.columns WHERE lower(table_catalog) = lower(:catalog) "
+            "AND lower(table_schema) = lower(:schema) AND lower(table_name) = lower(:name) ORDER BY ordinal_position",
+            inline=True,
+            parameters={"catalog": catalog, "schema": schema, "name": name},
+            what=f"looking up {table}",
+        )
+        return [str(v) for v in self._inline_table(resp).column(0).to_pylist()]
+
+    def _volume_path(self) -> str | None:
+        """``/Volumes/<catalog>/<schema>/<volume>`` of the manifest's volume, or None."""
+        volume = self.section.volume
+        if not volume:
+            return None
+        parts = volume.split(".")
+        full = [self.section.catalog, self.section.schema_][: 3 - len(parts)] + parts
+        return "/Volumes/" + "/".join(full)
+
+    def _write_small(
+        self,
+        target: str,
+        table: str,
+        data: pa.Table,
+        columns: list[tuple[str, str]],
+        mode: str,
+        *,
+        append: bool,
+        exists: bool,
+    ) -> None:
+        """One statement carrying the rows: INSERT (append), else CREATE [OR REPLACE] TABLE ... AS VALUES."""
+        what = f"writing {table}"
+        if append:
+            if data.num_rows:
+                names = ", ".join(ident(n) for n, _ in columns)
                 self.execute(
-                    f"INSERT INTO {target} ({names}) VALUES\n{values}", inline=True, what=f"writing {table}"
+                    f"INSERT INTO {target} ({names}) VALUES\n{_values(data)}", inline=True, what=what
                 )
-                rows += part.num_rows
-        return WriteResult(table, rows, m, None)
+            return
+        if data.num_rows == 0:
+            cols = ", ".join(f"{ident(n)} {t}" for n, t in columns)
+            create = "CREATE OR REPLACE TABLE" if mode == "overwrite" else "CREATE TABLE"
+            self.execute(f"{create} {target} ({cols})", inline=True, what=what)
+            return
+        source = f"VALUES\n{_values(data)}\nAS t({', '.join(ident(n) for n, _ in columns)})"
+        self.execute(_create_as(target, columns, source, replace=mode == "overwrite"), inline=True, what=what)
+
+    def _copy_into(self, target: str, table: str, folder: str, rows: int) -> None:
+        resp = self.execute(
+            f"COPY INTO {target} FROM '{folder}' FILEFORMAT = PARQUET "
+            "FORMAT_OPTIONS ('mergeSchema' = 'false') COPY_OPTIONS ('mergeSchema' = 'false')",
+            inline=True,
+            what=f"writing {table}",
+        )
+        result = self._inline_table(resp)
+        if "num_inserted_rows" in result.column_names:
+            loaded = int(result.column("num_inserted_rows")[0].as_py() or 0)
+            if loaded != rows:
+                raise DataError(
+                    f"writing {table}: COPY INTO inserted {loaded} of {rows} rows from {folder}",
+                    fix="the files were loaded before (COPY INTO skips them) or are unreadable; retry the write",
+                )
+
+    @contextlib.contextmanager
+    def _uploaded(self, sp: Any, table: str) -> Iterator[str]:
+        """Upload the spooled files to a fresh folder of the volume; delete them on exit, whatever happened."""
+        from databricks.sdk.service.files import FilesAPI
+
+        from mlstack.data import bulk
+
+        base = self._volume_path()
+        assert base is not None
+        folder = f"{base}/mlstack_loads/{bulk.load_id()}"
+        # the documented single-request upload (up to 5 GiB a file), one request per file
+        files = FilesAPI(self.client.api_client)
+        done: list[str] = []
+        lock = threading.Lock()
+
+        def put(path: Any) -> None:
+            remote = f"{folder}/{path.name}"
+            with open(path, "rb") as fh:
+                files.upload(remote, fh, overwrite=False)
+            with lock:
+                done.append(remote)
+
+        try:
+            try:
+                files.create_directory(folder)
+                workers = max(1, min(PARALLEL_UPLOADS, len(sp.files)))
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbx-upload") as pool:
+                    futures = [pool.submit(put, p) for p in sp.files]
+                    try:
+                        for f in futures:
+                            f.result()
+                    finally:
+                        for f in futures:
+                            f.cancel()
+            except (DatabricksError, requests.RequestException, OSError) as exc:
+                raise self._upload_error(exc, table, base) from None
+            yield folder
+        finally:
+            self._remove_uploads(files, folder, done)
+
+    def _upload_error(self, exc: Exception, table: str, volume: str) -> Exception:
+        """An upload failure, saying nothing was written and what to check (grants, the volume's name)."""
+        name = volume[len("/Volumes/") :].replace("/", ".")
+        what = f"uploading the files for {table} to {volume}"
+        fix = "nothing was written: the table is as it was"
+        if isinstance(exc, PermissionDenied):  # signed in, but without the volume's grants
+            return BackendError(
+                f"Databricks refused {what}: {redact(str(exc).strip())}",
+                fix=f"{fix}; the job's principal needs READ VOLUME and WRITE VOLUME on {name}",
+            )
+        err = self._translate(exc, what)
+        if isinstance(exc, NotFound):
+            fix += f"; the volume {name} does not exist: check data.volume in the stack manifest"
+        if isinstance(err, MlstackError):
+            err.fix = fix
+        return err
+
+    def _remove_uploads(self, files: Any, folder: str, uploaded: list[str]) -> None:
+        """Delete one load's files and its folder (best effort: a failure is logged, not raised)."""
+        try:
+            for remote in uploaded:
+                files.delete(remote)
+            files.delete_directory(folder)
+        except (DatabricksError, requests.RequestException, OSError) as exc:
+            log.warning("could not delete the uploaded files in %s: %s", folder, redact(str(exc)))
+
+    def _write_without_volume(
+        self,
+        target: str,
+        table: str,
+        sp: Any,
+        columns: list[tuple[str, str]],
+        mode: str,
+        *,
+        append: bool,
+        exists: bool,
+    ) -> None:
+        """No volume to stage files in: INSERT batches into a new table, then one statement takes them over."""
+        import pyarrow.parquet as pq
+
+        from mlstack.data import bulk
+
+        log.warning(
+            "writing %d rows to %s with INSERT statements (%d rows each): set data.volume in the stack manifest "
+            "(the DatabricksDataLayer component exports it) for bulk loads",
+            sp.rows,
+            table,
+            INSERT_BATCH,
+        )
+        catalog, schema, name = split_name(self._qualified(table))
+        side_name = f"{name}__mlstack_load_{bulk.load_id()[:12]}"
+        side = ".".join(ident(p) for p in (catalog, schema, side_name))
+        cols = ", ".join(f"{ident(n)} {t}" for n, t in columns)
+        names = ", ".join(ident(n) for n, _ in columns)
+        what = f"writing {table}"
+        self.execute(f"CREATE TABLE {side} ({cols})", inline=True, what=what)
+        try:
+            for path in sp.files:
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=INSERT_BATCH):
+                    part = pa.Table.from_batches([batch])
+                    self.execute(
+                        f"INSERT INTO {side} ({names}) VALUES\n{_values(part)}", inline=True, what=what
+                    )
+            if append:
+                self.execute(
+                    f"INSERT INTO {target} ({names}) SELECT {names} FROM {side}", inline=True, what=what
+                )
+            else:
+                self.execute(
+                    _create_as(target, columns, side, replace=mode == "overwrite"), inline=True, what=what
+                )
+        finally:
+            try:
+                self.execute(f"DROP TABLE IF EXISTS {side}", inline=True, what=f"dropping {side}")
+            except (DataError, BackendError, NotFoundError, CredentialsError) as exc:
+                log.warning("could not drop the load table %s: %s", side, exc)
 
     # ---------------------------------------------------------------- health
     def ping(self) -> dict[str, Any]:
@@ -620,3 +822,31 @@ def _small(sql: str) -> bool:
     """True for queries whose result is known to be small: a top-level LIMIT n with n <= INLINE_MAX_ROWS."""
     m = re.search(r"\blimit\s+(\d+)\s*$", sql, re.IGNORECASE)
     return bool(m) and int(m.group(1)) <= INLINE_MAX_ROWS  # type: ignore[union-attr]
+
+
+def _values(data: pa.Table) -> str:
+    """The rows of ``data`` as a SQL VALUES list."""
+    return ",\n".join(
+        "(" + ", ".join(_literal(v) for v in row) + ")"
+        for row in zip(*(c.to_pylist() for c in data.columns), strict=True)
+    )
+
+
+def _create_as(target: str, columns: list[tuple[str, str]], source: str, *, replace: bool) -> str:
+    """``CREATE [OR REPLACE] TABLE target AS SELECT CAST(c AS type) AS c, ... FROM source``: the table and its
+    rows in one Delta commit, with the column types the data's Arrow types map to."""
+    select = ", ".join(f"CAST({ident(n)} AS {t}) AS {ident(n)}" for n, t in columns)
+    return f"CREATE {'OR REPLACE ' if replace else ''}TABLE {target} AS SELECT {select} FROM {source}"
+
+
+def _check_append(table: str, have: list[str], names: list[str]) -> None:
+    """Delta refuses columns the table lacks; say so before anything is uploaded."""
+    known = {n.lower() for n in have}
+    extra = [n for n in names if n.lower() not in known]
+    if extra:
+        raise DataError(
+            f"cannot append to {table!r}: the table has no column {', '.join(map(repr, extra))} "
+            f"(it has {', '.join(have)})",
+            fix="rename or drop those columns, or pass mode='overwrite' (--mode overwrite) to replace the table "
+            "and its columns; nothing was written",
+        )

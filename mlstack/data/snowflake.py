@@ -15,6 +15,8 @@ Unquoted Snowflake identifiers are upper case, so result columns come back upper
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import threading
@@ -29,6 +31,7 @@ from snowflake.connector import errors as sf_errors
 from mlstack._redact import redact
 from mlstack.data.base import (
     DataSource,
+    Mode,
     Shard,
     TableInfo,
     Version,
@@ -49,10 +52,9 @@ from mlstack.errors import (
 )
 from mlstack.manifest import SnowflakeData
 
+log = logging.getLogger(__name__)
 _SIMPLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _QUERY_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
-# rows per INSERT round trip when writing (the connector binds them client-side into one statement)
-INSERT_BATCH = 16_384
 # A dead or unreachable Snowflake must fail a job fast: the connector's login budget (retries included) is
 # 120 s and its HTTP connect timeout 60 s. Override with the keyword or the environment variable (0 = no limit).
 LOGIN_TIMEOUT_ENV = "MLSTACK_SNOWFLAKE_LOGIN_TIMEOUT"
@@ -91,6 +93,94 @@ def ident(name: str) -> str:
 
 def qualified(name: str) -> str:
     return ".".join(ident(p) for p in split_name(name))
+
+
+def ident_exact(name: str) -> str:
+    """Quote an identifier exactly as given (already resolved: upper case where Snowflake would fold it)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ident_exact_or_upper(name: str) -> str:
+    """A column of written data: simple names as Snowflake folds them (upper case), others exactly."""
+    return ident(name)
+
+
+def _stage_part(name: str) -> str:
+    """One part of a stage reference (@db.schema.stage): unquoted when simple, else quoted."""
+    return name if _SIMPLE.match(name) else ident_exact(name)
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A table as Snowflake stores its name: database, schema and name, simple names upper-cased."""
+
+    database: str
+    schema: str
+    name: str
+
+    def sql(self) -> str:
+        return f"{ident_exact(self.database)}.{ident_exact(self.schema)}.{ident_exact(self.name)}"
+
+    def with_name(self, name: str) -> _Table:
+        return _Table(self.database, self.schema, name)
+
+
+def _stored_type(data_type: str, precision: Any, scale: Any) -> str:
+    """A column type as information_schema reports it, spelled like the DDL mlstack writes."""
+    t = data_type.upper()
+    if t in ("NUMBER", "DECIMAL", "NUMERIC", "FIXED"):
+        return f"NUMBER({precision if precision is not None else 38},{scale if scale is not None else 0})"
+    if t in ("TEXT", "VARCHAR", "STRING"):
+        return "VARCHAR"
+    if t in ("FLOAT", "DOUBLE", "REAL", "FLOAT8", "DOUBLE PRECISION"):
+        return "FLOAT"
+    return t
+
+
+def _fold(name: str) -> str:
+    return name.upper() if _SIMPLE.match(name) else name
+
+
+def _same_columns(have: list[tuple[str, str]], want: list[tuple[str, str]]) -> bool:
+    """True when the table already has exactly the columns (names and types) the data would create."""
+    return sorted(have) == sorted((_fold(n), t) for n, t in want)
+
+
+def _check_append(table: str, have: list[tuple[str, str]], names: list[str]) -> None:
+    """Appending columns the table lacks would drop them (MATCH_BY_COLUMN_NAME): refuse, naming them."""
+    known = {n for n, _ in have}
+    upper = {n.upper() for n in known}
+    extra = [n for n in names if _fold(n) not in known and n.upper() not in upper]
+    if extra:
+        raise DataError(
+            f"cannot append to {table!r}: the table has no column {', '.join(map(repr, extra))} "
+            f"(it has {', '.join(n for n, _ in have)})",
+            fix="rename or drop those columns, or pass mode='overwrite' (--mode overwrite) to replace the table "
+            "and its columns; nothing was written",
+        )
+
+
+def _rows_loaded(rows: list[Any], description: Sequence[Any] | None) -> int:
+    """Rows COPY INTO loaded, summed over its per-file result rows (0 when it processed no file)."""
+    names = [str(d[0]).lower() for d in description or []]
+    if "rows_loaded" not in names:
+        return 0
+    i = names.index("rows_loaded")
+    return sum(int(r[i] or 0) for r in rows)
+
+
+def _write_error(exc: BaseException, table: str, stage: str | None) -> Exception:
+    """A failed write statement: the connector's error, with where the rows are (nowhere) and what to check."""
+    err = translate(exc, f"writing {table}")
+    if isinstance(err, DataError | BackendError):
+        msg = err.message
+        fix = "nothing was written: the table is as it was"
+        if re.search(r"(stage|insufficient privileges|not authorized|PUT|REMOVE)", msg, re.I):
+            fix += "; the job's role needs READ and WRITE on the stage" + (
+                f" {stage}" if stage else " (or ownership of the table, for its own stage: set data.stage)"
+            )
+        return type(err)(msg, fix=fix)
+    return err
 
 
 def version_clause(version: Version) -> str:
@@ -423,39 +513,238 @@ class SnowflakeSource(DataSource):
 
     # ---------------------------------------------------------------- writes
     def write(self, table: str, data: Any, mode: str = "append") -> WriteResult:
-        """CREATE (OR REPLACE for overwrite) the table from the data's Arrow schema, then batched INSERTs.
+        """Load ``data`` into ``table`` (created if missing), all of it or nothing, as readers see it.
 
-        Fine for the sizes a training job writes back (predictions, features of a sample); for bulk loads
-        stage Parquet files and COPY INTO, which Snowflake parallelises.
+        Small writes go as one INSERT; bigger ones as Parquet files PUT to a stage (the manifest's ``stage``,
+        else the table's own) and one ``COPY INTO ... MATCH_BY_COLUMN_NAME``; the staged files are removed
+        whatever happens. How the rows reach the table depends on what is there:
+
+        - append to an existing table: the one INSERT/COPY statement (a statement is atomic);
+        - overwrite with the table's own columns: ``BEGIN; DELETE; COPY; COMMIT`` (rolled back on failure), so
+          the table keeps its grants and its Time Travel history;
+        - a new table, or an overwrite that changes the columns: the rows go to a new table next to it, which
+          then takes its place (``RENAME``, or ``SWAP WITH`` and the old one dropped).
+
+        The version is the query id time travel takes (``AT(STATEMENT => ...)``): the COPY/INSERT's, or the
+        COMMIT's; None when nothing was loaded.
         """
+        from mlstack.data import bulk
+
         m = check_mode(mode)
         arrow = to_arrow(data)
-        schema = arrow.schema
-        cols = ", ".join(f"{ident(f.name)} {arrow_to_snowflake_type(f.type)}" for f in schema)
-        target = qualified(table)
-        create = "CREATE OR REPLACE TABLE" if m == "overwrite" else "CREATE TABLE IF NOT EXISTS"
-        self._execute(f"{create} {target} ({cols})", what=f"creating {table}").close()
-        placeholders = ", ".join(["%s"] * len(schema))
-        insert = f"INSERT INTO {target} ({', '.join(ident(f.name) for f in schema)}) VALUES ({placeholders})"
-        rows = 0
-        last_qid: str | None = None
-        batches = arrow.to_batches(max_chunksize=INSERT_BATCH) if isinstance(arrow, pa.Table) else arrow
-        cur = self.connection().cursor()
+        columns = [(f.name, arrow_to_snowflake_type(f.type)) for f in arrow.schema]
+        target = self._write_target(table)
+        with bulk.spool(arrow) as sp:
+            have = self._table_columns(target, table)
+            if have and m == "append":
+                _check_append(table, have, [c for c, _ in columns])
+                qid = self._load(target, sp, table)
+            elif have and m == "overwrite" and _same_columns(have, columns):
+                qid = self._replace_rows(target, sp, table)
+            else:
+                qid = self._load_beside(target, sp, table, columns, m, exists=bool(have))
+        return WriteResult(table, sp.rows, m, qid)
+
+    def _write_target(self, table: str) -> _Table:
+        parts = split_name(table)
+        if not 1 <= len(parts) <= 3:
+            raise UsageError(
+                f"table name {table!r} has {len(parts)} parts",
+                fix="pass table, schema.table or db.schema.table",
+            )
+        s = self.section
+        full = [s.database, s.schema_][: 3 - len(parts)] + parts
+        db, schema, name = (p.upper() if _SIMPLE.match(p) else p for p in full)
+        return _Table(db, schema, name)
+
+    def _table_columns(self, target: _Table, table: str) -> list[tuple[str, str]]:
+        """(column, type) of ``target`` as Snowflake stores them; [] when the table does not exist."""
+        cur = self._execute(
+            f"SELECT column_name, data_type, numeric_precision, numeric_scale FROM {ident_exact(target.database)}"
+            ".information_schema.columns WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (target.schema, target.name),
+            what=f"looking up {table}",
+        )
         try:
-            for batch in batches:
-                if batch.num_rows == 0:
-                    continue
-                cols_py = [c.to_pylist() for c in batch.columns]
-                params = list(zip(*cols_py, strict=True))
-                try:
-                    cur.executemany(insert, params)
-                except sf_errors.Error as exc:
-                    raise translate(exc, f"writing {table}") from None
-                rows += batch.num_rows
-                last_qid = cur.sfqid
+            return [(str(n), _stored_type(str(t), p, sc)) for n, t, p, sc in cur.fetchall()]
         finally:
             cur.close()
-        return WriteResult(table, rows, m, last_qid)
+
+    def _cursor_run(self, cur: Any, sql: str, table: str, params: Any = None) -> Any:
+        try:
+            cur.execute(sql, params)
+        except sf_errors.Error as exc:
+            raise _write_error(exc, table, self.section.stage) from None
+        return cur
+
+    def _stage_location(self, target: _Table, load: str) -> str:
+        """``@stage/mlstack/loads/<load>/``: the manifest's stage, else the table stage of ``target``."""
+        stage = self.section.stage
+        if stage:
+            parts = stage.split(".")
+            full = [self.section.database, self.section.schema_][: 3 - len(parts)] + parts
+            where = ".".join(_stage_part(p) for p in full)
+        else:
+            where = f"{_stage_part(target.database)}.{_stage_part(target.schema)}.%{_stage_part(target.name)}"
+        return f"@{where}/mlstack/loads/{load}/"
+
+    @contextlib.contextmanager
+    def _staged(self, target: _Table, sp: Any, table: str) -> Iterator[str | None]:
+        """PUT the spooled files to a fresh folder of the stage; remove them on exit, whatever happened.
+
+        Yields the location to COPY from, or None for a small write (its rows go in the INSERT itself).
+        """
+        from mlstack.data import bulk
+
+        if sp.small:
+            yield None
+            return
+        location = self._stage_location(target, bulk.load_id())
+        cur = self.connection().cursor()
+        try:
+            for path in sp.files:
+                self._put(cur, path, location, table)
+            yield location
+        finally:
+            self._unstage(cur, location)
+            cur.close()
+
+    def _load_rows(self, cur: Any, target: _Table, sp: Any, location: str | None, table: str) -> str | None:
+        """One statement putting the rows into ``target``: the INSERT, or COPY INTO from ``location``."""
+        if location is None:
+            return self._insert(cur, target, sp.table, table)
+        self._cursor_run(
+            cur,
+            f"COPY INTO {target.sql()} FROM {location} FILE_FORMAT = (TYPE = PARQUET) "
+            "MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE ON_ERROR = ABORT_STATEMENT",
+            table,
+        )
+        qid = cur.sfqid
+        loaded = _rows_loaded(cur.fetchall(), cur.description)
+        if loaded != sp.rows:
+            raise DataError(
+                f"writing {table}: COPY INTO loaded {loaded} of {sp.rows} rows from {location}",
+                fix="nothing was kept; retry the write",
+            )
+        return qid  # type: ignore[no-any-return]
+
+    def _load(self, target: _Table, sp: Any, table: str) -> str | None:
+        """Append: stage, then one statement (atomic on its own)."""
+        with self._staged(target, sp, table) as location:
+            cur = self.connection().cursor()
+            try:
+                return self._load_rows(cur, target, sp, location, table)
+            finally:
+                cur.close()
+
+    def _insert(self, cur: Any, target: _Table, data: pa.Table, table: str) -> str | None:
+        if data.num_rows == 0:
+            return None
+        names = ", ".join(ident_exact_or_upper(f.name) for f in data.schema)
+        placeholders = ", ".join(["%s"] * data.num_columns)
+        params = list(zip(*(c.to_pylist() for c in data.columns), strict=True))
+        try:
+            cur.executemany(f"INSERT INTO {target.sql()} ({names}) VALUES ({placeholders})", params)
+        except sf_errors.Error as exc:
+            raise _write_error(exc, table, self.section.stage) from None
+        return cur.sfqid  # type: ignore[no-any-return]
+
+    def _put(self, cur: Any, path: Any, location: str, table: str) -> None:
+        uri = "file://" + str(path).replace("\\", "/").replace("'", "\\'")
+        self._cursor_run(
+            cur, f"PUT '{uri}' {location} AUTO_COMPRESS = FALSE OVERWRITE = FALSE PARALLEL = 4", table
+        )
+        rows = cur.fetchall()
+        names = [d[0].lower() for d in cur.description or []]
+        status = [r[names.index("status")] if "status" in names else "UPLOADED" for r in rows]
+        if not rows or any(str(x).upper() != "UPLOADED" for x in status):
+            raise BackendError(
+                f"writing {table}: PUT of {path.name} to {location} did not upload ({', '.join(map(str, status))})",
+                fix="nothing was written; retry the write",
+            )
+
+    def _unstage(self, cur: Any, location: str) -> None:
+        """Remove one load's staged files (best effort: a failure here must not hide the load's own result)."""
+        try:
+            cur.execute(f"REMOVE {location}")
+        except sf_errors.Error as exc:
+            log.warning("could not remove the staged files %s: %s", location, redact(str(exc)))
+
+    def _replace_rows(self, target: _Table, sp: Any, table: str) -> str | None:
+        """Overwrite in place: stage, then ``BEGIN; DELETE; load; COMMIT`` (readers see the old rows until the
+        COMMIT; the upload happens before the transaction, so it holds the table's lock only for the load)."""
+        with self._staged(target, sp, table) as location:
+            cur = self.connection().cursor()
+            try:
+                self._cursor_run(cur, "BEGIN", table)
+                try:
+                    self._cursor_run(cur, f"DELETE FROM {target.sql()}", table)
+                    self._load_rows(cur, target, sp, location, table)
+                    self._cursor_run(cur, "COMMIT", table)
+                except BaseException:
+                    try:
+                        cur.execute("ROLLBACK")
+                    except sf_errors.Error as exc:  # the session may be gone: Snowflake rolls back on its own
+                        log.warning("ROLLBACK after a failed write to %s failed: %s", table, redact(str(exc)))
+                    raise
+                return cur.sfqid  # type: ignore[no-any-return]
+            finally:
+                cur.close()
+
+    def _load_beside(
+        self,
+        target: _Table,
+        sp: Any,
+        table: str,
+        columns: list[tuple[str, str]],
+        mode: Mode,
+        *,
+        exists: bool,
+    ) -> str | None:
+        """Load into a new table next to ``target``, then put it in its place (RENAME, or SWAP WITH)."""
+        from mlstack.data import bulk
+
+        side = target.with_name(f"{target.name}__MLSTACK_LOAD_{bulk.load_id()[:12].upper()}")
+        cols = ", ".join(f"{ident_exact_or_upper(n)} {t}" for n, t in columns)
+        cur = self.connection().cursor()
+        done = False
+        try:
+            self._cursor_run(cur, f"CREATE TABLE {side.sql()} ({cols})", table)
+            with self._staged(side, sp, table) as location:
+                qid = self._load_rows(cur, side, sp, location, table)
+            if exists:
+                qid = self._swap_in(cur, side, target, table, qid)
+            else:
+                try:
+                    cur.execute(f"ALTER TABLE {side.sql()} RENAME TO {target.sql()}")
+                    done = True
+                except sf_errors.Error as exc:
+                    if not self._table_columns(target, table):  # not a lost race: a real failure
+                        raise _write_error(exc, table, self.section.stage) from None
+                    # another writer created the table meanwhile: join the rows to theirs, or replace them
+                    if mode == "append":
+                        names = ", ".join(ident_exact_or_upper(n) for n, _ in columns)
+                        self._cursor_run(
+                            cur,
+                            f"INSERT INTO {target.sql()} ({names}) SELECT {names} FROM {side.sql()}",
+                            table,
+                        )
+                        qid = cur.sfqid
+                    else:
+                        qid = self._swap_in(cur, side, target, table, qid)
+            return qid
+        finally:
+            if not done:
+                try:
+                    cur.execute(f"DROP TABLE IF EXISTS {side.sql()}")
+                except sf_errors.Error as exc:
+                    log.warning("could not drop the load table %s: %s", side.sql(), redact(str(exc)))
+            cur.close()
+
+    def _swap_in(self, cur: Any, side: _Table, target: _Table, table: str, qid: str | None) -> str | None:
+        """Atomically exchange ``target`` with the loaded ``side`` table (the old rows end up in ``side``)."""
+        self._cursor_run(cur, f"ALTER TABLE {target.sql()} SWAP WITH {side.sql()}", table)
+        return qid
 
     # ---------------------------------------------------------------- health
     def ping(self) -> dict[str, Any]:

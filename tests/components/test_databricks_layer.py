@@ -198,6 +198,7 @@ def test_manifest_section(pulumi_run) -> None:
         "catalog": "dbx",
         "schema": "ml",
         "profile": "mlstack",
+        "volume": "files",
     }
     assert validate_section("data", section) == section
     assert not contains_secret(section)

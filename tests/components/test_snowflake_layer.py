@@ -182,6 +182,7 @@ def test_manifest_section(pulumi_run) -> None:
         "schema": "ML",
         "role": "ML_READER",
         "user": "ML_SVC",
+        "stage": "MLSTACK_STAGE",
         "connection_name": "mlstack",
     }
     assert validate_section("data", section) == section

@@ -11,12 +11,23 @@ This is a fake, not Databricks: http.server + DuckDB + Arrow IPC, speaking the w
   it must be fetched WITHOUT the workspace Authorization header, and with the ``http_headers`` the link
   lists (the fake requires one, as Azure's encryption headers are required);
 - ``GET /api/2.0/preview/scim/v2/Me``, ``GET /api/2.0/sql/warehouses/{id}`` (for ping);
-- ``GET /.well-known/databricks-config`` -> 404, as the SDK probes it first.
+- ``GET /.well-known/databricks-config`` -> 404, as the SDK probes it first;
+- the Files API on Unity Catalog volumes (``/api/2.0/fs/files{path}``: PUT upload with ``overwrite``, GET,
+  HEAD, DELETE; ``/api/2.0/fs/directories{path}``: PUT, GET listing, HEAD, DELETE of an empty folder), over a
+  temporary folder; only paths under ``/Volumes/<catalog>/<schema>/<volume>/`` of a volume the fake knows
+  (``volumes``; by default ``files`` in the default catalog and schema).
 
 SQL is Databricks SQL transpiled to DuckDB with sqlglot; catalog and schema map to a DuckDB database and
-schema. Errors mimic Databricks' classes (``[TABLE_OR_VIEW_NOT_FOUND]``, ``[PARSE_SYNTAX_ERROR]``). Not
-emulated: Delta time travel (``VERSION AS OF`` fails), permissions, link expiry, warehouse start-up.
-Every request is recorded in ``requests`` for assertions.
+schema. ``COPY INTO <table> FROM '/Volumes/...' FILEFORMAT = PARQUET [FILES = (...)] [COPY_OPTIONS
+('force' = 'true')]`` loads the folder's Parquet files in one transaction, matching columns by name (a column
+the table lacks fails the load, as Delta's schema enforcement does; a column the files lack is NULL), and
+skips files it loaded into that table before, as Databricks does; it returns ``num_affected_rows``,
+``num_inserted_rows``, ``num_skipped_corrupt_files``. ``read_files('/Volumes/...', format => 'parquet')``
+reads a volume folder's Parquet files. Errors mimic Databricks' classes (``[TABLE_OR_VIEW_NOT_FOUND]``,
+``[TABLE_OR_VIEW_ALREADY_EXISTS]``, ``[PARSE_SYNTAX_ERROR]``). Not emulated: Delta time travel (``VERSION AS
+OF`` fails), permissions, link expiry, warehouse start-up, other file formats.
+Every request is recorded in ``requests`` for assertions; ``statement_fault`` and ``upload_fault`` make
+chosen statements or uploads fail, to test what a client does then.
 """
 
 from __future__ import annotations
@@ -26,10 +37,12 @@ import hmac
 import json
 import re
 import secrets
+import shutil
+import tempfile
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +53,7 @@ import pytest
 
 FAKE_USER = "fake-user@example.com"
 REQUIRED_LINK_HEADER = "x-fake-storage-key"
+FILES_API = "/api/2.0/fs/"
 
 
 @dataclass
@@ -129,6 +143,14 @@ class FakeDatabricksSql:
         self._ensure(catalog, schema)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: Unity Catalog volumes the Files API and COPY INTO accept: (catalog, schema, volume)
+        self.volumes: set[tuple[str, str, str]] = {(catalog, schema, "files")}
+        self._volume_root = Path(tempfile.mkdtemp(prefix="fake-databricks-volumes-"))
+        self._loaded: dict[str, set[str]] = {}  # table -> files COPY INTO loaded (its idempotence)
+        #: statement text -> an error message to fail it with (unexecuted), or None to run it
+        self.statement_fault: Callable[[str], str | None] | None = None
+        #: (method, volume path) -> (HTTP status, JSON error body) to answer a Files API call with, or None
+        self.upload_fault: Callable[[str, str], tuple[int, dict[str, Any]] | None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
     @property
@@ -151,6 +173,15 @@ class FakeDatabricksSql:
             def do_POST(self) -> None:
                 fake._handle(self, "POST")
 
+            def do_PUT(self) -> None:
+                fake._handle(self, "PUT")
+
+            def do_DELETE(self) -> None:
+                fake._handle(self, "DELETE")
+
+            def do_HEAD(self) -> None:
+                fake._handle(self, "HEAD")
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -166,6 +197,7 @@ class FakeDatabricksSql:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._db.close()
+        shutil.rmtree(self._volume_root, ignore_errors=True)
 
     def manifest_section(self) -> dict[str, Any]:
         return {
@@ -208,12 +240,17 @@ class FakeDatabricksSql:
         import sqlglot
 
         try:
-            sqls = sqlglot.transpile(statement, read="databricks", write="duckdb")
+            trees = [t for t in sqlglot.parse(statement, read="databricks") if t is not None]
         except sqlglot.errors.ParseError as exc:
             return _error("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error: {exc}")
-        if len(sqls) != 1:
+        if len(trees) != 1:
             return _error("BAD_REQUEST", "only one statement per request is supported")
-        sql = sqls[0]
+        if isinstance(trees[0], sqlglot.exp.Copy):
+            return self._copy_into(trees[0], catalog, schema)
+        try:
+            sql = self._read_files(trees[0]).sql(dialect="duckdb")
+        except _FakeError as exc:
+            return _error("BAD_REQUEST", str(exc))
         named: dict[str, Any] = {}
         for p in params or []:
             named[p["name"]] = p.get("value")
@@ -229,6 +266,13 @@ class FakeDatabricksSql:
                     except duckdb.InvalidInputException:  # DDL without a result set
                         table = pa.table({})
             except duckdb.CatalogException as exc:
+                m = re.search(r"Table with name (\S+) already exists", str(exc))
+                if m:
+                    return _error(
+                        "BAD_REQUEST",
+                        f"[TABLE_OR_VIEW_ALREADY_EXISTS] Cannot create table or view `{m.group(1)}` because it "
+                        "already exists. SQLSTATE: 42P07",
+                    )
                 m = re.search(r"Table with name (\S+) does not exist", str(exc))
                 if m:
                     return _error(
@@ -250,7 +294,8 @@ class FakeDatabricksSql:
         url = urlparse(h.path)
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
-        body = json.loads(raw) if raw else None
+        is_file = url.path.startswith(FILES_API)
+        body = json.loads(raw) if raw and not is_file else None
         auth = h.headers.get("Authorization")
         self.requests.append(
             RecordedRequest(method, url.path, auth, {k.lower(): v for k, v in h.headers.items()}, body)
@@ -280,6 +325,8 @@ class FakeDatabricksSql:
                     "cluster_size": "2X-Small",
                 },
             )
+        if url.path.startswith(FILES_API):
+            return self._files_api(h, method, url.path, parse_qs(url.query), raw)
         if path == "/api/2.0/sql/statements" and method == "POST":
             return self._execute(h, body or {})
         m = re.fullmatch(r"/api/2.0/sql/statements/([^/]+)", path)
@@ -311,7 +358,11 @@ class FakeDatabricksSql:
         catalog = body.get("catalog") or self.catalog
         schema = body.get("schema") or self.schema
         self._ensure(catalog, schema)
-        res = self._run(body["statement"], catalog, schema, body.get("parameters"))
+        injected = self.statement_fault(body["statement"]) if self.statement_fault else None
+        if injected:
+            res = _error("BAD_REQUEST", injected)
+        else:
+            res = self._run(body["statement"], catalog, schema, body.get("parameters"))
         res.disposition, res.fmt = disposition, fmt
         sid = str(uuid.uuid4())
         self._results[sid] = res
@@ -405,8 +456,261 @@ class FakeDatabricksSql:
             w.write_table(res.chunks[n])
         return _send_raw(h, 200, sink.getvalue().to_pybytes(), "application/vnd.apache.arrow.stream")
 
+    # ---------------------------------------------------------------- volumes: Files API, COPY INTO, read_files
+    def volume_dir(self, volume_path: str) -> Path:
+        """The local folder behind ``/Volumes/<catalog>/<schema>/<volume>/...`` (raises _FakeError when the path
+        is not in a volume the fake knows)."""
+        parts = [p for p in volume_path.split("/") if p]
+        if len(parts) < 4 or parts[0] != "Volumes" or any(p in (".", "..") for p in parts):
+            raise _FakeError(
+                f"[INVALID_PARAMETER_VALUE] {volume_path!r} is not a path in a Unity Catalog volume"
+            )
+        if (parts[1], parts[2], parts[3]) not in self.volumes:
+            raise _NotFound(f"Volume '{parts[1]}.{parts[2]}.{parts[3]}' does not exist.")
+        return self._volume_root.joinpath(*parts[1:])
+
+    def volume_files(self, volume_path: str) -> list[str]:
+        """Every file under a volume folder, as volume paths (what tests check is left behind)."""
+        base = self.volume_dir(volume_path)
+        if not base.exists():
+            return []
+        root = self._volume_root
+        return sorted("/Volumes/" + str(p.relative_to(root)) for p in base.rglob("*") if p.is_file())
+
+    def _files_api(
+        self, h: BaseHTTPRequestHandler, method: str, path: str, query: dict[str, list[str]], raw: bytes
+    ) -> None:
+        kind, _, vpath = path[len(FILES_API) :].partition("/")
+        vpath = "/" + vpath
+        fault = self.upload_fault(method, vpath) if self.upload_fault else None
+        if fault:
+            return _send(h, fault[0], fault[1])
+        try:
+            local = self.volume_dir(vpath)
+        except _NotFound as exc:
+            return _send(h, 404, {"error_code": "NOT_FOUND", "message": str(exc)})
+        except _FakeError as exc:
+            return _send(h, 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": str(exc)})
+        if kind == "files":
+            return self._file(h, method, vpath, local, query, raw)
+        if kind == "directories":
+            return self._directory(h, method, vpath, local)
+        return _send(
+            h, 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for {method} {path}"}
+        )
+
+    def _file(
+        self,
+        h: BaseHTTPRequestHandler,
+        method: str,
+        vpath: str,
+        local: Path,
+        query: dict[str, list[str]],
+        raw: bytes,
+    ) -> None:
+        if method == "PUT":
+            overwrite = query.get("overwrite", ["true"])[0].lower() != "false"
+            if local.is_dir():
+                return _send(h, 409, {"error_code": "ALREADY_EXISTS", "message": f"{vpath} is a directory"})
+            if local.exists() and not overwrite:
+                return _send(
+                    h, 409, {"error_code": "ALREADY_EXISTS", "message": f"The file {vpath} already exists."}
+                )
+            local.parent.mkdir(parents=True, exist_ok=True)
+            tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}.upload")
+            tmp.write_bytes(raw)
+            tmp.replace(local)  # a reader never sees half a file
+            return _send_raw(h, 204, b"")
+        if not local.is_file():
+            return _send(h, 404, {"error_code": "NOT_FOUND", "message": f"The file {vpath} does not exist."})
+        if method == "GET":
+            return _send_raw(h, 200, local.read_bytes(), "application/octet-stream")
+        if method == "HEAD":
+            h.send_response(200)
+            h.send_header("Content-Length", str(local.stat().st_size))
+            h.send_header("Content-Type", "application/octet-stream")
+            h.end_headers()
+            return None
+        if method == "DELETE":
+            local.unlink()
+            return _send_raw(h, 204, b"")
+        return _send(h, 405, {"error_code": "BAD_REQUEST", "message": f"{method} is not allowed on files"})
+
+    def _directory(self, h: BaseHTTPRequestHandler, method: str, vpath: str, local: Path) -> None:
+        if method == "PUT":
+            local.mkdir(parents=True, exist_ok=True)
+            return _send_raw(h, 204, b"")
+        if not local.is_dir():
+            return _send(
+                h, 404, {"error_code": "NOT_FOUND", "message": f"The directory {vpath} does not exist."}
+            )
+        if method == "HEAD":
+            h.send_response(200)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return None
+        if method == "GET":
+            contents = [
+                {
+                    "path": vpath.rstrip("/") + "/" + p.name,
+                    "name": p.name,
+                    "is_directory": p.is_dir(),
+                    **({} if p.is_dir() else {"file_size": p.stat().st_size}),
+                    "last_modified": int(p.stat().st_mtime * 1000),
+                }
+                for p in sorted(local.iterdir())
+            ]
+            return _send(h, 200, {"contents": contents})
+        if method == "DELETE":
+            if any(local.iterdir()):
+                return _send(
+                    h,
+                    409,
+                    {"error_code": "DIRECTORY_NOT_EMPTY", "message": f"The directory {vpath} is not empty."},
+                )
+            local.rmdir()
+            return _send_raw(h, 204, b"")
+        return _send(
+            h, 405, {"error_code": "BAD_REQUEST", "message": f"{method} is not allowed on directories"}
+        )
+
+    def _parquet_files(self, folder: str, names: list[str] | None = None) -> list[Path]:
+        base = self.volume_dir(folder)
+        if names:
+            files = [base / n for n in names]
+            missing = [str(f) for f in files if not f.is_file()]
+            if missing:
+                raise _FakeError(f"[PATH_NOT_FOUND] Path does not exist: {missing[0]}")
+            return files
+        if base.is_file():
+            return [base]
+        # Spark skips hidden files (names starting with _ or .) when it lists a folder
+        return sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith(("_", ".")))
+
+    def _read_files(self, tree: Any) -> Any:
+        """``read_files('/Volumes/...', format => 'parquet')`` -> DuckDB's read_parquet over the local files."""
+        from sqlglot import exp
+
+        def swap(node: Any) -> Any:
+            if isinstance(node, exp.Anonymous) and str(node.this).lower() == "read_files":
+                args = list(node.expressions)
+                if not args or not isinstance(args[0], exp.Literal):
+                    raise _FakeError("[INVALID_PARAMETER_VALUE] read_files needs a path")
+                options = {
+                    str(a.this.name if hasattr(a.this, "name") else a.this).lower(): a.expression.name
+                    for a in args[1:]
+                    if isinstance(a, exp.Kwarg | exp.PropertyEQ)
+                }
+                if options.get("format", "").lower() != "parquet":
+                    raise _FakeError("[UNSUPPORTED] the fake reads only format => 'parquet'")
+                files = self._parquet_files(args[0].name)
+                if not files:
+                    raise _FakeError(f"[CANNOT_INFER_EMPTY_SCHEMA] no files in {args[0].name}")
+                listed = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
+                return exp.Anonymous(this="read_parquet", expressions=[listed])
+            return node
+
+        return tree.transform(swap)
+
+    def _copy_into(self, tree: Any, catalog: str, schema: str) -> _Result:
+        """Databricks' COPY INTO for Parquet files in a volume: one transaction, by column name, idempotent."""
+        import duckdb
+        import pyarrow as pa
+        from sqlglot import exp
+
+        table = tree.this if isinstance(tree.this, exp.Table) else tree.this.this
+        target = [table.catalog or catalog, table.db or schema, table.name]
+        source = tree.args["files"][0]
+        if not isinstance(source, exp.Literal):
+            return _error("BAD_REQUEST", "[UNSUPPORTED] the fake copies from a path literal only")
+        params = {}
+        for p in tree.args.get("params") or []:
+            key = p.this.name.upper()
+            if p.expression is not None:
+                params[key] = p.expression.name
+            else:
+                params[key] = {
+                    str(e.this.name).lower(): str(e.args["value"].name).lower()
+                    for e in p.expressions
+                    if isinstance(e, exp.Property)
+                } or [e.name for e in p.expressions]
+        if str(params.get("FILEFORMAT", "")).upper() != "PARQUET":
+            return _error("BAD_REQUEST", "[UNSUPPORTED] the fake copies FILEFORMAT = PARQUET only")
+        force = isinstance(params.get("COPY_OPTIONS"), dict) and params["COPY_OPTIONS"].get("force") == "true"
+        names = params.get("FILES") if isinstance(params.get("FILES"), list) else None
+        try:
+            files = self._parquet_files(source.name, names)
+        except _NotFound as exc:
+            return _error("BAD_REQUEST", f"[RESOURCE_DOES_NOT_EXIST] {exc}")
+        except _FakeError as exc:
+            return _error("BAD_REQUEST", str(exc))
+        key = ".".join(target).lower()
+        seen = self._loaded.setdefault(key, set())
+        todo = [f for f in files if force or str(f) not in seen]
+        quoted = ".".join(f'"{p}"' for p in target)
+        inserted = 0
+        with self._db_lock:
+            try:
+                cols = {
+                    r[0].lower()
+                    for r in self._db.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND "
+                        "table_schema = ? AND table_name = ?",
+                        target,
+                    ).fetchall()
+                }
+                if not cols:
+                    return _error(
+                        "BAD_REQUEST",
+                        f"[TABLE_OR_VIEW_NOT_FOUND] The table or view `{'.'.join(target)}` cannot be found. "
+                        "SQLSTATE: 42P01",
+                    )
+                if todo:
+                    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in todo)
+                    have = [
+                        r[0]
+                        for r in self._db.execute(
+                            f"DESCRIBE SELECT * FROM read_parquet([{listed}])"
+                        ).fetchall()
+                    ]
+                    extra = [c for c in have if c.lower() not in cols]
+                    if extra:
+                        return _error(
+                            "BAD_REQUEST",
+                            "[DELTA_METADATA_MISMATCH.SCHEMA_MISMATCH] A schema mismatch detected when writing to "
+                            f"the Delta table: the data has columns {extra} the table does not. SQLSTATE: 42KDG",
+                        )
+                    self._db.execute("BEGIN TRANSACTION")
+                    try:
+                        inserted = self._db.execute(
+                            f"INSERT INTO {quoted} BY NAME SELECT * FROM read_parquet([{listed}])"
+                        ).fetchone()[0]
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        self._db.execute("ROLLBACK")
+                        raise
+            except duckdb.Error as exc:
+                return _error("BAD_REQUEST", f"[COPY_INTO_FAILED] {exc}")
+        seen.update(str(f) for f in todo)
+        result = pa.table(
+            {
+                "num_affected_rows": pa.array([inserted], pa.int64()),
+                "num_inserted_rows": pa.array([inserted], pa.int64()),
+                "num_skipped_corrupt_files": pa.array([0], pa.int64()),
+            }
+        )
+        return _Result(result.schema, [result], polls_left=self.pending_polls)
+
     def download_count(self) -> int:
         return sum(1 for r in self.requests if r.path.startswith("/fake-cloud-storage/"))
+
+
+class _FakeError(Exception):
+    """A request the fake refuses, with Databricks' error text."""
+
+
+class _NotFound(_FakeError):
+    """A volume or file that does not exist."""
 
 
 def _error(code: str, message: str) -> _Result:
