@@ -538,9 +538,9 @@ class SnowflakeSource(DataSource):
             have = self._table_columns(target, table)
             if have and m == "append":
                 _check_append(table, have, [c for c, _ in columns])
-                qid = self._load(target, sp, table)
+                qid = self._load(target, sp, table, have)
             elif have and m == "overwrite" and _same_columns(have, columns):
-                qid = self._replace_rows(target, sp, table)
+                qid = self._replace_rows(target, sp, table, have)
             else:
                 qid = self._load_beside(target, sp, table, columns, m, exists=bool(have))
         return WriteResult(table, sp.rows, m, qid)
@@ -609,10 +609,21 @@ class SnowflakeSource(DataSource):
             self._unstage(cur, location)
             cur.close()
 
-    def _load_rows(self, cur: Any, target: _Table, sp: Any, location: str | None, table: str) -> str | None:
-        """One statement putting the rows into ``target``: the INSERT, or COPY INTO from ``location``."""
+    def _load_rows(
+        self,
+        cur: Any,
+        target: _Table,
+        sp: Any,
+        location: str | None,
+        table: str,
+        have: list[tuple[str, str]] | None = None,
+    ) -> str | None:
+        """One statement putting the rows into ``target``: the INSERT, or COPY INTO from ``location``.
+
+        ``have``: the table's columns, when it existed before (an INSERT names them as the table spells them).
+        """
         if location is None:
-            return self._insert(cur, target, sp.table, table)
+            return self._insert(cur, target, sp.table, table, have)
         self._cursor_run(
             cur,
             f"COPY INTO {target.sql()} FROM {location} FILE_FORMAT = (TYPE = PARQUET) "
@@ -628,19 +639,28 @@ class SnowflakeSource(DataSource):
             )
         return qid  # type: ignore[no-any-return]
 
-    def _load(self, target: _Table, sp: Any, table: str) -> str | None:
+    def _load(self, target: _Table, sp: Any, table: str, have: list[tuple[str, str]]) -> str | None:
         """Append: stage, then one statement (atomic on its own)."""
         with self._staged(target, sp, table) as location:
             cur = self.connection().cursor()
             try:
-                return self._load_rows(cur, target, sp, location, table)
+                return self._load_rows(cur, target, sp, location, table, have)
             finally:
                 cur.close()
 
-    def _insert(self, cur: Any, target: _Table, data: pa.Table, table: str) -> str | None:
+    def _insert(
+        self, cur: Any, target: _Table, data: pa.Table, table: str, have: list[tuple[str, str]] | None
+    ) -> str | None:
         if data.num_rows == 0:
             return None
-        names = ", ".join(ident_exact_or_upper(f.name) for f in data.schema)
+        # columns by name, case-insensitively, as COPY's MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE matches them
+        spelled = {n.upper(): n for n, _ in have or []}
+        names = ", ".join(
+            ident_exact(spelled[f.name.upper()])
+            if f.name.upper() in spelled
+            else ident_exact_or_upper(f.name)
+            for f in data.schema
+        )
         placeholders = ", ".join(["%s"] * data.num_columns)
         params = list(zip(*(c.to_pylist() for c in data.columns), strict=True))
         try:
@@ -670,7 +690,7 @@ class SnowflakeSource(DataSource):
         except sf_errors.Error as exc:
             log.warning("could not remove the staged files %s: %s", location, redact(str(exc)))
 
-    def _replace_rows(self, target: _Table, sp: Any, table: str) -> str | None:
+    def _replace_rows(self, target: _Table, sp: Any, table: str, have: list[tuple[str, str]]) -> str | None:
         """Overwrite in place: stage, then ``BEGIN; DELETE; load; COMMIT`` (readers see the old rows until the
         COMMIT; the upload happens before the transaction, so it holds the table's lock only for the load)."""
         with self._staged(target, sp, table) as location:
@@ -679,7 +699,7 @@ class SnowflakeSource(DataSource):
                 self._cursor_run(cur, "BEGIN", table)
                 try:
                     self._cursor_run(cur, f"DELETE FROM {target.sql()}", table)
-                    self._load_rows(cur, target, sp, location, table)
+                    self._load_rows(cur, target, sp, location, table, have)
                     self._cursor_run(cur, "COMMIT", table)
                 except BaseException:
                     try:

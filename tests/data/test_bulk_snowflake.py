@@ -356,3 +356,33 @@ def test_a_read_at_the_version_of_a_bulk_write_time_travels_to_it_and_records_it
     assert [(i.name, i.version) for i in mlstack.run.current().inputs()] == [
         (f"{db}.PUBLIC.SALES", res.version)
     ]
+
+
+def test_an_insert_names_the_columns_as_the_table_spells_them() -> None:
+    from mlstack.data.snowflake import _Table
+
+    class Cursor:
+        sfqid = "q"
+
+        def executemany(self, sql: str, params: list[Any]) -> None:
+            self.sql, self.params = sql, params
+
+    cur = Cursor()
+    s = SnowflakeSource(SnowflakeData.model_validate({**SECTION}))
+    data = pa.table({"id": [1], "Amount": [2.5], "new": ["x"]})
+    have = [("id", "NUMBER(38,0)"), ("amount", "FLOAT"), ("NEW", "VARCHAR")]
+    s._insert(cur, _Table("DB", "S", "T"), data, "t", have)
+    # quoted lower-case columns made by another tool keep their spelling; the rest fold as Snowflake folds them
+    assert cur.sql == 'INSERT INTO "DB"."S"."T" ("id", "amount", "NEW") VALUES (%s, %s, %s)'
+    assert cur.params == [(1, 2.5, "x")]
+
+
+SECTION = {
+    "kind": "snowflake",
+    "account": "acme-ml",
+    "warehouse": "ML_WH",
+    "database": "ML",
+    "schema": "ML",
+    "role": "ML_WRITER",
+    "user": "ML_SVC",
+}
