@@ -291,23 +291,28 @@ def test_appending_a_column_the_table_lacks_is_refused_before_any_upload(
 
 
 def test_without_a_volume_big_writes_still_land_all_or_nothing(
-    fake_databricks: FakeDatabricksSql, small_bulk: None, caplog: pytest.LogCaptureFixture
+    fake_databricks: FakeDatabricksSql,
+    small_bulk: None,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # 100 rows a statement (1,000 in use): the fake parses each with sqlglot, slow on a loaded machine
+    monkeypatch.setattr("mlstack.data.databricks.INSERT_BATCH", 100)
     fake = fake_databricks.server
     s = DatabricksSource(DatabricksData.model_validate(fake_databricks.manifest_section()))
-    s.write("sales", features(2500))
+    s.write("sales", features(250))
     assert "set data.volume" in caplog.text
     inserts = [
         x for x in statements(fake) if x.startswith("INSERT INTO `workspace`.`default`.`sales__mlstack_load_")
     ]
-    assert len(inserts) == 3  # 1,000 rows a statement, into a table beside the target
-    assert fake.sql("select count(*) n from sales").to_pylist() == [{"n": 2500}]
+    assert len(inserts) == 3  # INSERT_BATCH rows a statement, into a table beside the target
+    assert fake.sql("select count(*) n from sales").to_pylist() == [{"n": 250}]
     fake.statement_fault = lambda sql: (
         "[INJECTED] failed" if sql.startswith("INSERT INTO `workspace`.`default`.`sales` ") else None
     )
     with pytest.raises(DataError):
-        s.write("sales", features(2500, start=5000))
-    assert fake.sql("select count(*) n from sales").to_pylist() == [{"n": 2500}]
+        s.write("sales", features(250, start=5000))
+    assert fake.sql("select count(*) n from sales").to_pylist() == [{"n": 250}]
     assert leftovers(fake) == {}
 
 
