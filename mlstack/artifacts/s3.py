@@ -52,7 +52,7 @@ MAX_PARTS = 1000  # parts grow past PART_SIZE so a big file needs at most this m
 HEAD_FIRST_MIN = 1 << 20  # from this size, ask whether a blob exists before sending its bytes
 TRANSFER_THREADS = 10
 POOL_CONNECTIONS = 64
-MAX_ATTEMPTS = 8  # botocore's attempts per request for throttling, 5xx and dropped connections
+MAX_ATTEMPTS = 9  # attempts per request (the first and 8 retries) for throttling, 5xx and dropped connections
 CONNECT_ATTEMPTS = 2  # attempts per request when the endpoint refuses or cannot be reached
 CONNECT_TIMEOUT = 5  # seconds to open a connection
 READ_TIMEOUT = 120
@@ -97,7 +97,8 @@ def shared_client(endpoint_url: str | None, region: str) -> Any:
             cfg = Config(
                 region_name=region,
                 max_pool_connections=POOL_CONNECTIONS,
-                retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},  # 503 SlowDown, resets, timeouts
+                # 503 SlowDown, resets, timeouts; total_max_attempts counts the first attempt (max_attempts would not)
+                retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
                 connect_timeout=CONNECT_TIMEOUT,
                 read_timeout=READ_TIMEOUT,
                 tcp_keepalive=True,
@@ -119,7 +120,7 @@ def _fail_fast(
     """botocore ``needs-retry`` hook, ahead of the standard one: bound retries of failed connections.
 
     An endpoint that refuses connections (nothing listening, a wrong port or host) or does not answer the
-    connect gets ``CONNECT_ATTEMPTS`` attempts, a short pause apart, instead of the standard 8 with
+    connect gets ``CONNECT_ATTEMPTS`` attempts, a short pause apart, instead of the standard 9 with
     exponential back-off (6-10 s before the first error line). Returning False stops botocore's retries;
     None leaves the decision to the standard handler.
     """

@@ -170,7 +170,10 @@ class FaultProxy:
                 for k, v in resp_headers:
                     if k.lower() not in _HOP and k.lower() != "content-length":
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                # a HEAD answer has no body but the length of the object it describes
+                upstream_length = next((v for k, v in resp_headers if k.lower() == "content-length"), None)
+                head = self.command == "HEAD" and upstream_length is not None
+                self.send_header("Content-Length", upstream_length if head else str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)

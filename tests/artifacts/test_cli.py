@@ -168,7 +168,7 @@ def test_no_aws_credentials_is_a_clear_error(
 def test_a_refusing_endpoint_fails_fast_through_the_cli(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Issue #15: a dead endpoint cost 8 attempts with back-off (6-10 s) before one line; now 2 attempts."""
+    """Issue #15: a dead endpoint cost 9 attempts with back-off (6-10 s) before one line; now 2 attempts."""
     import socket
 
     import urllib3.util.connection as conn

@@ -374,18 +374,20 @@ def test_a_flipped_alias_never_resolves_to_another_version(s3art: StoreEnv) -> N
 
 @pytest.mark.slow
 def test_a_write_whose_answer_was_lost_resolves_to_what_exists(s3art: StoreEnv, tmp_path: Path) -> None:
-    """The server acted, but every one of botocore's 8 attempts lost its answer: reset after the request
-    was forwarded, or the answer's head cut in half."""
+    """The server acted, but every one of botocore's attempts (all MAX_ATTEMPTS of them) lost its answer:
+    reset after the request was forwarded, or the answer's head cut in half."""
+    from mlstack.artifacts.s3 import MAX_ATTEMPTS as n
+
     endpoint = s3art.manifest["artifacts"]["endpoint_url"]
-    with FaultProxy(endpoint, only("/versions/", "reset-after", times=8, method="PUT")) as p:
+    with FaultProxy(endpoint, only("/versions/", "reset-after", times=n, method="PUT")) as p:
         v = _through(p, s3art).put("m", b"first")
-    assert p.counts["reset-after"] == 8 and v.version == 1
-    with FaultProxy(endpoint, only("/aliases/", "truncate", times=8, method="PUT")) as p:
+    assert p.counts["reset-after"] == n and v.version == 1
+    with FaultProxy(endpoint, only("/aliases/", "truncate", times=n, method="PUT")) as p:
         a = _through(p, s3art).set_alias("m", 1, "prod")
-    assert p.counts["truncate"] == 8 and a.aliases == ["prod"]
-    with FaultProxy(endpoint, only("/blobs/", "reset-after", times=8, method="PUT")) as p:
+    assert p.counts["truncate"] == n and a.aliases == ["prod"]
+    with FaultProxy(endpoint, only("/blobs/", "reset-after", times=n, method="PUT")) as p:
         b = _through(p, s3art).put("m", b"second")
-    assert p.counts["reset-after"] == 8 and b.version == 2
+    assert p.counts["reset-after"] == n and b.version == 2
     st = s3art.store()
     assert [v.version for v in st.ls("m")] == [2, 1]
     assert [h["version"] for h in st.alias_history("m", "prod")] == [1]
