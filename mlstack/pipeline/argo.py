@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.errors import BackendError, ConfigError, CredentialsError, require
+from mlstack.pipeline import jobset as _jobset
 from mlstack.pipeline import security
 from mlstack.pipeline.schedule import Schedule, coerce_schedule
 from mlstack.pipeline.spec import Pipeline
@@ -39,6 +40,7 @@ from hera.workflows import (  # noqa: E402
     CronWorkflow,
     Env,
     Parameter,
+    Resource,
     Task,
     WorkflowTemplate,
 )
@@ -191,24 +193,30 @@ def to_workflow_template(
         s = pipe.steps[name]
         deps = pipe.deps(name)
         data_deps = [d for d in deps if d in s.arg_names or d == s.foreach]
-        args = [source, s.name, "--argo", "--out", OUT_DIR]
+        multi = s.nodes > 1
+        # a multi-node step's values go into the JobSet manifest base64-encoded (any JSON stays valid there)
+        args = [source, s.name, "--argo", "--out", OUT_DIR] + (["--b64"] if multi else [])
         inputs: list[Parameter] = []
         arguments: list[Parameter] = []
         for a in s.arg_names:
             if a in pipe.params and a != s.foreach:
-                args += ["--param", f"{a}={{{{workflow.parameters.{a}}}}}"]
+                args += ["--param", f"{a}=" + _ref(f"workflow.parameters.{a}", multi)]
         for d in data_deps:
-            if d == s.foreach:
-                continue
+            if d == s.foreach or pipe.steps[d].nodes > 1:
+                continue  # a multi-node step's result comes from the run store (--from-run below)
             inputs.append(Parameter(name=d))
             arguments.append(Parameter(name=d, value=f"{{{{tasks.{dns(d)}.outputs.parameters.result}}}}"))
-            args += ["--input", f"{d}={{{{inputs.parameters.{d}}}}}"]
-        for d in deps:
+            args += ["--input", f"{d}=" + _ref(f"inputs.parameters.{d}", multi)]
+        for d in _lineage_sources(pipe, deps):
             inputs.append(Parameter(name=f"lineage-{d}"))
             arguments.append(
                 Parameter(name=f"lineage-{d}", value=f"{{{{tasks.{dns(d)}.outputs.parameters.inputs}}}}")
             )
-            args += ["--lineage", f"{{{{inputs.parameters.lineage-{d}}}}}"]
+            args += ["--lineage", _ref(f"inputs.parameters.lineage-{d}", multi)]
+        for d in deps:
+            if pipe.steps[d].nodes > 1:
+                # node rank 0 of a JobSet records its result and reads in the run store; no pod output
+                args += ["--from-run", d]
         with_param = None
         if s.foreach is not None:
             inputs.append(Parameter(name="item"))
@@ -246,37 +254,52 @@ def to_workflow_template(
             gpus=r.gpus or None,
             gpu_flag=st["gpu_resource"],
         )
-        templates.append(
-            dict(
-                name=dns(s.name),
-                image=r.image or default_image,
-                command=["python", "-m", "mlstack.pipeline.entry"],
-                args=args,
-                inputs=inputs or None,
-                outputs=[
-                    Parameter(name="result", value_from=m.ValueFrom(path=f"{OUT_DIR}/result.json")),
-                    Parameter(
-                        name="inputs", value_from=m.ValueFrom(path=f"{OUT_DIR}/inputs.json", default="[]")
-                    ),
-                ],
-                env=env,
-                resources=resources if (r.cpu or r.memory or r.gpus) else None,
-                tolerations=[m.Toleration(**t) for t in st["tolerations"]] if gpu else None,
-                node_selector=st["node_selector"] or None if gpu else None,
-                retry_strategy=m.RetryStrategy(limit=s.retries, retry_policy="Always") if s.retries else None,
-                active_deadline_seconds=s.timeout,
-                labels={"mlstack.io/step": dns(s.name)},
-                volume_mounts=[
-                    *step_volume_mounts(),
-                    *(
-                        [m.VolumeMount(name=_CREDENTIALS_VOLUME, mount_path=creds["path"], read_only=True)]
-                        if creds is not None
-                        else []
-                    ),
-                ],
-                **step_security(s.run_as_root),
+        if multi:
+            templates.append(
+                _jobset_template(pipe, s, st, args, env, inputs, r.image or default_image, creds)
             )
-        )
+            notes.append(
+                f"step {s.name!r} (nodes={s.nodes}) runs as a JobSet: the cluster needs the JobSet controller "
+                "(EksGpuCluster's jobset option) and the workflow's service account may create JobSets"
+            )
+        else:
+            templates.append(
+                dict(
+                    name=dns(s.name),
+                    image=r.image or default_image,
+                    command=["python", "-m", "mlstack.pipeline.entry"],
+                    args=args,
+                    inputs=inputs or None,
+                    outputs=[
+                        Parameter(name="result", value_from=m.ValueFrom(path=f"{OUT_DIR}/result.json")),
+                        Parameter(
+                            name="inputs", value_from=m.ValueFrom(path=f"{OUT_DIR}/inputs.json", default="[]")
+                        ),
+                    ],
+                    env=env,
+                    resources=resources if (r.cpu or r.memory or r.gpus) else None,
+                    tolerations=[m.Toleration(**t) for t in st["tolerations"]] if gpu else None,
+                    node_selector=st["node_selector"] or None if gpu else None,
+                    retry_strategy=m.RetryStrategy(limit=s.retries, retry_policy="Always")
+                    if s.retries
+                    else None,
+                    active_deadline_seconds=s.timeout,
+                    labels={"mlstack.io/step": dns(s.name)},
+                    volume_mounts=[
+                        *step_volume_mounts(),
+                        *(
+                            [
+                                m.VolumeMount(
+                                    name=_CREDENTIALS_VOLUME, mount_path=creds["path"], read_only=True
+                                )
+                            ]
+                            if creds is not None
+                            else []
+                        ),
+                    ],
+                    **step_security(s.run_as_root),
+                )
+            )
         if s.run_as_root:
             notes.append(
                 f"step {s.name!r} runs as root (run_as_root=True) with a writable root filesystem: a jobs "
@@ -305,7 +328,10 @@ def to_workflow_template(
         volumes=workflow_volumes(st["credentials"]),
     ) as wt:
         for kw in templates:
-            Container(**kw)
+            if "manifest" in kw:
+                Resource(**kw)
+            else:
+                Container(**kw)
         _exit_handler(source, default_image, st)
         with DAG(name="main"):
             for kw in tasks:
@@ -332,6 +358,104 @@ def step_security(run_as_root: bool) -> dict[str, Any]:
             **security.pod_security_context(run_as_root=True, fs_group=DATA_CREDENTIALS_FS_GROUP)
         )
     return kw
+
+
+def _ref(var: str, b64: bool) -> str:
+    """An Argo tag for ``var``: plain, or base64-encoded (sprig, in an expression tag) for values that go into
+    a resource template's manifest, where Argo pastes the raw text and a quote or newline would break it."""
+    if not b64:
+        return "{{" + var + "}}"
+    head, _, last = var.rpartition(".")
+    return "{{=sprig.b64enc(" + f"{head}['{last}']" + ")}}"
+
+
+def _lineage_sources(pipe: Pipeline, deps: list[str]) -> list[str]:
+    """The single-pod steps whose ``inputs`` output carries the lineage ``deps`` hand on: a dep itself, or, for
+    a multi-node dep (a resource template has no pod outputs), that dep's own sources (its own reads come
+    from the run store)."""
+    out: list[str] = []
+    todo = list(deps)
+    while todo:
+        d = todo.pop(0)
+        if pipe.steps[d].nodes > 1:
+            todo += [u for u in pipe.deps(d) if u not in out and u not in todo]
+        elif d not in out:
+            out.append(d)
+    return out
+
+
+def _jobset_template(
+    pipe: Pipeline,
+    s: Any,
+    st: dict[str, Any],
+    args: list[str],
+    env: list[Any],
+    inputs: list[Parameter],
+    image: str,
+    creds: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Resource-template kwargs for a multi-node step: create its JobSet (owned by the workflow, so deleting
+    the workflow deletes it) and wait until JobSet reports Completed (success) or Failed (failure)."""
+    r = s.resources
+    step_name = dns(s.name)
+    # {{workflow.parameters.json}} is JSON: pasted raw into the manifest it would break it (the pods' params
+    # come base64-encoded in --param instead, and the run record takes them from there)
+    k8s_env = [
+        e.build().model_dump(by_alias=True, exclude_none=True) for e in env if e.name != "MLSTACK_RUN_PARAMS"
+    ]
+    for e in k8s_env:
+        if e["name"] == "MLSTACK_POD":  # no {{pod.name}} here: each pod reads its own name
+            e.pop("value", None)
+            e["valueFrom"] = {"fieldRef": {"fieldPath": "metadata.name"}}
+    mounts = [dict(v) for v in security.volume_mounts()]
+    volumes = [dict(v) for v in security.volumes()]
+    if creds is not None:
+        mounts.append({"name": _CREDENTIALS_VOLUME, "mountPath": creds["path"], "readOnly": True})
+        volumes.append(
+            {
+                "name": _CREDENTIALS_VOLUME,
+                "secret": {
+                    "secretName": DATA_CREDENTIALS_SECRET,
+                    "defaultMode": DATA_CREDENTIALS_MODE,
+                    "optional": True,
+                },
+            }
+        )
+    labels = {"mlstack.io/pipeline": pipe.name, "mlstack.io/step": step_name}
+    manifest = _jobset.jobset(
+        generate_name=_jobset.name_prefix(f"{pipe.name}-{step_name}", s.nodes),
+        namespace=st["namespace"],
+        nodes=s.nodes,
+        image=image,
+        command=["python", "-m", "mlstack.pipeline.entry"],
+        args=args,
+        env=k8s_env,
+        service_account=st["service_account"],
+        gpus=r.gpus,
+        gpu_resource=st["gpu_resource"],
+        cpu=str(r.cpu) if r.cpu else None,
+        memory=r.memory,
+        tolerations=st["tolerations"],
+        node_selector=st["node_selector"],
+        volumes=volumes,
+        volume_mounts=mounts,
+        labels={**labels, "workflows.argoproj.io/workflow": "{{workflow.name}}"},
+        pod_labels={**labels, "mlstack.io/run": "{{workflow.name}}"},
+        retries=s.retries,
+        timeout=s.timeout,
+        run_as_root=s.run_as_root,
+    )
+    return dict(
+        name=step_name,
+        action="create",
+        set_owner_reference=True,
+        success_condition=_jobset.SUCCESS_CONDITION,
+        failure_condition=_jobset.FAILURE_CONDITION,
+        # JSON, not YAML: Argo's expression tags keep their quotes as written
+        manifest=json.dumps(manifest, indent=2),
+        inputs=inputs or None,
+        labels={"mlstack.io/step": step_name},
+    )
 
 
 # Run records (mlstack.runs): every step pod records itself in the artifact store, and the exit handler

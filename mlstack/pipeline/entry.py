@@ -65,6 +65,56 @@ def _maybe_json(x: Any) -> Any:
     return x
 
 
+def _unb64(text: str) -> str:
+    import base64
+
+    return base64.b64decode(text.encode(), validate=True).decode("utf-8")
+
+
+def _unb64_value(pair: str) -> str:
+    k, _, v = pair.partition("=")
+    return f"{k}={_unb64(v)}"
+
+
+def _from_run(steps: list[str]) -> dict[str, Any]:
+    """Results of upstream multi-node steps: node rank 0 recorded them in this run's store (a JobSet has no
+    pod outputs Argo can pass on). What those steps read seeds this step's lineage."""
+    if not steps:
+        return {}
+    from mlstack import run
+    from mlstack.runs._client import run_store
+    from mlstack.runs._store import step_key
+
+    run_id = os.environ.get("MLSTACK_RUN_ID", "")
+    if not run_id or run_id.startswith("{{"):
+        raise ConfigError(
+            f"step inputs {steps} come from the run store, but this pod has no MLSTACK_RUN_ID",
+            fix="run the pipeline's WorkflowTemplate as rendered by mlstack (it sets MLSTACK_RUN_ID)",
+        )
+    store = run_store()
+    out: dict[str, Any] = {}
+    for name in steps:
+        got = store.read_json(step_key(run_id, name, None))
+        doc = got[0] if got else None
+        if doc is None or doc.get("status") not in ("succeeded", "reused"):
+            raise ConfigError(
+                f"the multi-node step {name!r} left no successful record in run {run_id!r}",
+                fix="its node rank 0 records its result in the artifact store: check that the stack has one "
+                "and that the step's pods can write to it (`mlstack runs show " + run_id + "`)",
+            )
+        if "result" in doc:
+            out[name] = doc["result"]
+        elif doc.get("result_json_ref"):
+            out[name] = json.loads(store.get_blob(doc["result_json_ref"]["blob"]))
+        else:
+            out[name] = None
+        r = run.current()
+        for i in [*(doc.get("tables_read") or []), *(doc.get("artifacts_read") or [])]:
+            if isinstance(i, dict) and "type" in i and "name" in i:
+                r.seed_input(i["type"], i["name"], i.get("version"), source=i.get("source"))
+    return out
+
+
 def _kv(pairs: list[str]) -> dict[str, str]:
     out = {}
     for p in pairs:
@@ -88,7 +138,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lineage", action="append", default=[])
     ap.add_argument("--item")
     ap.add_argument("--out", default=ARGO_OUT)
+    ap.add_argument(
+        "--b64", action="store_true", help="--param/--input values and --lineage are base64 (a JobSet's pods)"
+    )
+    ap.add_argument(
+        "--from-run",
+        action="append",
+        default=[],
+        help="an upstream multi-node step whose result and reads come from the run store",
+    )
     ns = ap.parse_args(argv)
+    if ns.b64:
+        ns.param = [_unb64_value(p) for p in ns.param]
+        ns.input = [_unb64_value(p) for p in ns.input]
+        ns.lineage = [_unb64(x) for x in ns.lineage]
 
     from mlstack.pipeline.spec import load
 
@@ -109,14 +172,15 @@ def main(argv: list[str] | None = None) -> int:
             # one pod alone would train on one node while the step asked for several: refuse
             raise ConfigError(
                 f"step {s.name!r} asks for nodes={s.nodes} but runs as a single pod",
-                fix="run it with the local runner (`mlstack run PATH --local`), or set nodes=1 until the Argo "
-                "rendering starts multi-node steps as a JobSet (see docs/compute.md)",
+                fix="run the WorkflowTemplate `mlstack render --argo` makes (it starts the step as a JobSet whose "
+                "pods set MLSTACK_NODES and the ranks), or run it locally (`mlstack run PATH --local`)",
             )
         deps = pipe.deps(s.name)
         kwargs: dict[str, Any] = {}
         if ns.argo:
             params = pipe.resolve_params(_kv(ns.param))
             inputs = {k: json.loads(v) for k, v in _kv(ns.input).items()}
+            inputs.update(_from_run(ns.from_run))
             for k, v in inputs.items():
                 # Argo aggregates a fan-out step's results into a list, JSON values possibly still as text
                 if k in pipe.steps and pipe.steps[k].foreach is not None and isinstance(v, list):
