@@ -39,3 +39,14 @@ NVIDIA_DEVICE_PLUGIN_IMAGE = (
     "nvcr.io/nvidia/k8s-device-plugin:v0.18.0"
     "@sha256:2d16df5f3f12081b4bd6b317cf697e5c7a195c53cec7e0bab756db02a06b985c"
 )
+
+# Karpenter (github.com/aws/karpenter-provider-aws), opt-in GPU autoscaler (components/compute/karpenter.py):
+# the `karpenter-crd` and `karpenter` charts at oci://public.ecr.aws/karpenter/, release v1.14.1 (tag commit
+# bde00654cd316fddb3dccfba3f5ac07039865429, 2026-08-20). tests/crds holds that release's v1 CRDs, which the
+# component's NodePools and EC2NodeClasses are validated against; bump both together.
+KARPENTER_VERSION = "1.14.1"
+
+# JobSet (github.com/kubernetes-sigs/jobset), the controller multi-node steps need
+# (components/compute/jobset.py): chart oci://registry.k8s.io/jobset/charts/jobset, release v0.12.0 (tag commit
+# f22e565ac3cc3265c7c45ef67ecffdc689af5d77, 2026-05-08); tests/crds/jobset.x-k8s.io_jobsets.yaml is its CRD.
+JOBSET_VERSION = "0.12.0"

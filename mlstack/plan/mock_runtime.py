@@ -212,6 +212,16 @@ FAKERS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
         "arn": _arn("glue", i.get("name") or n, "database")
     },
     "aws:athena/workgroup:Workgroup": lambda n, i: {"arn": _arn("athena", i.get("name") or n, "workgroup")},
+    "aws:sqs/queue:Queue": lambda n, i: {
+        "name": i.get("name") or _fake_id(n),
+        "arn": _arn("sqs", i.get("name") or _fake_id(n)),
+        "url": f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT_ID}/{i.get('name') or _fake_id(n)}",
+    },
+    "aws:cloudwatch/eventRule:EventRule": lambda n, i: {
+        "name": i.get("name") or _fake_id(n),
+        "arn": _arn("events", i.get("name") or _fake_id(n), "rule"),
+    },
+    "aws:eks/accessEntry:AccessEntry": lambda n, i: {"accessEntryArn": _arn("eks", _fake_id(n), "access-entry")},
     # pulumi-databricks: ids the workspace assigns
     "databricks:index/servicePrincipal:ServicePrincipal": lambda n, i: {
         "applicationId": "-".join(
