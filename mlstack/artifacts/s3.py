@@ -1,7 +1,10 @@
 """Artifacts in S3 (or an S3-compatible server through ``endpoint_url``).
 
-One boto3 client per (endpoint, region) is shared by every store in the process (boto3 clients are
-thread-safe) with a connection pool sized for the thread pools here. Blobs are created with
+Requests go through the transfer engine (:mod:`mlstack.artifacts._s3http`: one urllib3 pool, SigV4 signed
+here, botocore's retry semantics, ~0.3 ms of client CPU per request against botocore's ~1.1-1.8 ms), shared by
+every store in the process per (endpoint, region, credentials); the boto3 client is the fallback where the
+engine does not fit (:func:`engine_name`) and answers the same calls the same way, so everything below holds
+on either. Blobs are created with
 ``If-None-Match: *`` (a single PUT, or CompleteMultipartUpload for big files); alias documents move with
 ``If-Match``. Large files go up and down in big parts in parallel; every read is hashed and compared with its
 digest. Credentials come from the standard AWS chain, never the manifest.
@@ -37,14 +40,19 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.exceptions as bexc
 import urllib3.exceptions
-from botocore.config import Config
 
 from mlstack.artifacts._base import Backend, BlobCorrupt, BlobMissing, Progress, mismatch, sha256_file
 from mlstack.artifacts._model import blob_key
-from mlstack.errors import BackendError, ConflictError, CredentialsError, IntegrityError, NotFoundError
+from mlstack.errors import (
+    BackendError,
+    ConflictError,
+    CredentialsError,
+    IntegrityError,
+    NotFoundError,
+    UsageError,
+)
 
 SINGLE_PUT_MAX = 16 << 20  # above this, multipart
 PART_SIZE = 8 << 20  # smallest part; measured best against SeaweedFS on loopback (16-64 MiB were slower)
@@ -58,7 +66,7 @@ CONNECT_TIMEOUT = 5  # seconds to open a connection
 READ_TIMEOUT = 120
 BODY_ATTEMPTS = 4  # reads of one object (or part) whose body breaks off, is short or fails its hash
 
-_clients: dict[tuple[str | None, str, str], Any] = {}
+_clients: dict[tuple[str | None, ...], Any] = {}
 _clients_lock = threading.Lock()
 _CRED_CODES = {
     "InvalidAccessKeyId",
@@ -85,15 +93,85 @@ _BODY_ERRORS = (
 )
 
 
-def shared_client(endpoint_url: str | None, region: str) -> Any:
-    """The process-wide S3 client for an endpoint, region and set of credentials in the environment."""
+def _creds_key() -> str:
     creds = "|".join(
         os.environ.get(v, "")
         for v in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
     )
-    key = (endpoint_url, region, hashlib.sha256(creds.encode()).hexdigest())
+    return hashlib.sha256(creds.encode()).hexdigest()
+
+
+# settings under which botocore's endpoint and transport resolution decides, so the boto3 client carries
+# the requests: endpoint overrides, FIPS/dual-stack endpoints, HTTP proxies
+_BOTO3_ONLY_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+)
+
+
+def engine_name(endpoint_url: str | None, region: str) -> tuple[str, str]:
+    """Which client carries an endpoint's requests: ``("http", why)`` for the transfer engine, or
+    ``("boto3", why)`` where it does not fit (see :mod:`mlstack.artifacts._s3http`)."""
+    choice = os.environ.get("MLSTACK_S3_ENGINE", "").strip().lower()
+    if choice in ("boto3", "botocore"):
+        return "boto3", "MLSTACK_S3_ENGINE=boto3"
+    if choice not in ("", "auto", "http", "engine"):
+        raise UsageError(
+            f"MLSTACK_S3_ENGINE={choice!r} is not an S3 engine",
+            fix="set it to 'http' (the transfer engine, the default) or 'boto3', or unset it",
+        )
+    if choice in ("", "auto"):
+        forced = [v for v in _BOTO3_ONLY_ENV if os.environ.get(v) and not (endpoint_url and "ENDPOINT" in v)]
+        if forced:
+            return "boto3", f"{forced[0]} is set (botocore resolves it)"
+        if not endpoint_url and (not region or region.startswith(("us-iso", "eu-isoe"))):
+            return "boto3", f"region {region!r} is outside the partitions the engine addresses"
+    try:
+        import mlstack.artifacts._s3http  # noqa: F401 - urllib3 and botocore's exceptions
+    except ImportError as exc:  # pragma: no cover - both come with boto3
+        return "boto3", f"the engine cannot be imported: {exc}"
+    return "http", "default"
+
+
+def engine_client(endpoint_url: str | None, region: str) -> Any:
+    """The process-wide client for an endpoint and region: the transfer engine, or the boto3 client where
+    the engine does not fit (:func:`engine_name`). Both answer the same calls the same way."""
+    kind, _why = engine_name(endpoint_url, region)
+    if kind == "boto3":
+        return shared_client(endpoint_url, region)
+    key = ("engine", endpoint_url, region, _creds_key())
     with _clients_lock:
         if key not in _clients:
+            from mlstack.artifacts._s3http import Engine
+
+            _clients[key] = Engine(
+                endpoint_url,
+                region,
+                pool_connections=POOL_CONNECTIONS,
+                max_attempts=MAX_ATTEMPTS,
+                connect_attempts=CONNECT_ATTEMPTS,
+                connect_timeout=CONNECT_TIMEOUT,
+                read_timeout=READ_TIMEOUT,
+                fallback=lambda: shared_client(endpoint_url, region),
+            )
+        return _clients[key]
+
+
+def shared_client(endpoint_url: str | None, region: str) -> Any:
+    """The process-wide boto3 S3 client for an endpoint, region and set of credentials in the environment
+    (the engine's fallback)."""
+    key = (endpoint_url, region, _creds_key())
+    with _clients_lock:
+        if key not in _clients:
+            import boto3
+            from botocore.config import Config
+
             cfg = Config(
                 region_name=region,
                 max_pool_connections=POOL_CONNECTIONS,
@@ -174,7 +252,7 @@ class S3Backend(Backend):
         self.prefix = prefix.strip("/")
         self.region = region
         self.endpoint_url = endpoint_url
-        self.client = shared_client(endpoint_url, region)
+        self.client = engine_client(endpoint_url, region)
         self._pool = cf.ThreadPoolExecutor(TRANSFER_THREADS, thread_name_prefix="mlstack-s3-part")
         self._bucket_ok = False
 

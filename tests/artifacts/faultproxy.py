@@ -9,7 +9,9 @@
   head when there is no body), then reset: a body dropped mid-read;
 - ``"flip"``: forward it and answer with one bit of the body flipped (``flip_at(body)`` picks the bit;
   default: a random one), as an unprotected link (plain HTTP) may;
-- ``"flip-request"``: flip one bit of the request body before forwarding it (an upload corrupted in transit).
+- ``"flip-request"``: flip one bit of the request body before forwarding it (an upload corrupted in transit);
+- ``"wrong-region"``: answer 400 AuthorizationHeaderMalformed without forwarding (AWS's answer to a request
+  signed for another region than the bucket's).
 The Host header is passed through unchanged, so SigV4 signatures stay valid upstream.
 """
 
@@ -30,6 +32,11 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connec
 SLOWDOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
+)
+
+WRONG_REGION = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AuthorizationHeaderMalformed</Code>'
+    b"<Message>the region 'us-east-1' is wrong; expecting 'eu-west-1'</Message><Region>eu-west-1</Region></Error>"
 )
 
 
@@ -125,6 +132,13 @@ class FaultProxy:
                     self.send_header("Content-Length", str(len(SLOWDOWN)))
                     self.end_headers()
                     self.wfile.write(SLOWDOWN)
+                    return
+                if fault == "wrong-region":
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(WRONG_REGION)))
+                    self.end_headers()
+                    self.wfile.write(WRONG_REGION)
                     return
                 if fault == "reset-before":
                     self._reset()
