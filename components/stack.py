@@ -16,19 +16,19 @@ from typing import Any, TypedDict
 
 import pulumi
 
+from mlstack import names
 from mlstack.errors import ConfigError
 
 from ._args import Problems
 
 TYPE = "mlstack:stack:MLStack"
-CONFIGMAP_NAME = "mlstack-manifest"
-CONFIGMAP_KEY = "mlstack.json"
-# Where pipelines mount the warehouse login files: the same names as mlstack/pipeline/argo.py (which renders
-# the mount; importing it here would load hera), checked equal by tests/components/test_mlstack.py.
-CREDENTIALS_SECRET = "mlstack-data-credentials"
-SNOWFLAKE_DIR = "/var/run/secrets/snowflake"
-DATABRICKS_DIR = "/var/run/secrets/databricks"
-CREDENTIALS_MODE = 0o400  # the volume's defaultMode: Snowflake's connector wants connections.toml private
+# the names pipelines look for (mlstack/pipeline/argo.py renders the mounts): one module both import
+CONFIGMAP_NAME = names.MANIFEST_CONFIGMAP
+CONFIGMAP_KEY = names.MANIFEST_KEY
+CREDENTIALS_SECRET = names.DATA_CREDENTIALS_SECRET
+SNOWFLAKE_DIR = names.SNOWFLAKE_DIR
+DATABRICKS_DIR = names.DATABRICKS_DIR
+CREDENTIALS_MODE = names.DATA_CREDENTIALS_MODE  # the volume's defaultMode
 
 
 class MLStackArgs(TypedDict, total=False):

@@ -291,8 +291,18 @@ def parse_module(path: Path, module: str | None = None) -> ModuleDoc:
     classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
     by_name = {c.name: c for c in classes}
 
+    # Args TypedDicts a module imports from a sibling (``from .args import XArgs``) are documented with it
+    sibling: list[ast.ClassDef] = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            other = path.parent.joinpath(*node.module.split(".")).with_suffix(".py")
+            wanted = {a.name for a in node.names}
+            if other.is_file():
+                other_tree = _astutil.parse(other.read_text(encoding="utf-8"), filename=str(other))
+                sibling += [n for n in other_tree.body if isinstance(n, ast.ClassDef) and n.name in wanted]
+
     args: dict[str, ArgsClass] = {}
-    for c in classes:
+    for c in [*sibling, *classes]:
         if not _is_typeddict(c, args):
             continue
         fields: list[ArgField] = []

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
+from mlstack import names
 from mlstack.manifest import from_dict, validate_section
 from mlstack.pipeline import security as job_security
 
@@ -28,9 +29,9 @@ from .._args import Problems
 from ..compute.eks import ROLE_LABEL, EksGpuCluster, ExistingEksCluster
 from . import versions
 
-MANIFEST_CONFIGMAP = "mlstack-manifest"
+MANIFEST_CONFIGMAP = names.MANIFEST_CONFIGMAP
 """Name of the ConfigMap holding the stack manifest in the jobs namespace."""
-MANIFEST_KEY = "mlstack.json"
+MANIFEST_KEY = names.MANIFEST_KEY
 """Key of the manifest JSON in that ConfigMap."""
 RELEASE_NAME = "argo-workflows"
 SERVER_SERVICE_ACCOUNT = "argo-server"

@@ -11,12 +11,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlstack import names
 from mlstack.doctor.core import Finding, error_text, fail, ok, warn
 from mlstack.manifest import KubernetesCompute, Toleration
 
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 # EksGpuCluster labels GPU nodes with who runs their device plugin: "os" (Bottlerocket) or "daemonset"
-DEVICE_PLUGIN_LABEL = "mlstack.dev/device-plugin"
+DEVICE_PLUGIN_LABEL = names.DEVICE_PLUGIN_LABEL
 DEVICE_PLUGIN_HINTS = ("nvidia-device-plugin", "nvidia-device-plugin-daemonset", "gpu-operator")
 DEVICE_PLUGIN_INSTALL = (
     "helm repo add nvdp https://nvidia.github.io/k8s-device-plugin && helm upgrade -i nvdp "

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlstack import names
 from mlstack.errors import BackendError, ConfigError, CredentialsError, require
 from mlstack.pipeline import jobset as _jobset
 from mlstack.pipeline import security
@@ -47,24 +48,19 @@ from hera.workflows import (  # noqa: E402
 from hera.workflows import Resources as HeraResources  # noqa: E402
 from hera.workflows import models as m  # noqa: E402
 
-DEFAULT_NAMESPACE = "ml-jobs"
-DEFAULT_CONFIGMAP = "mlstack-manifest"
-CONFIGMAP_KEY = "mlstack.json"
-DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
-DEFAULT_GPU_TOLERATION = {
-    "key": "nvidia.com/gpu",
-    "operator": "Equal",
-    "value": "true",
-    "effect": "NoSchedule",
-}
+# shared with the components (mlstack/names.py): what they create is what pipelines look for
+DEFAULT_NAMESPACE = names.JOBS_NAMESPACE
+DEFAULT_CONFIGMAP = names.MANIFEST_CONFIGMAP
+CONFIGMAP_KEY = names.MANIFEST_KEY
+DEFAULT_GPU_RESOURCE = names.GPU_RESOURCE
+DEFAULT_GPU_TOLERATION = dict(names.GPU_TOLERATION)
 DEFAULT_IMAGE = "python:3.11-slim"
 # The warehouse login files MLStack (components/stack.py) puts in a Secret of the jobs namespace, and where
-# every step of a Snowflake / Databricks stack mounts them. components/stack.py keeps a copy of these names
-# (it must not import this module, which loads hera); tests/components/test_mlstack.py checks they agree.
-DATA_CREDENTIALS_SECRET = "mlstack-data-credentials"
-SNOWFLAKE_DIR = "/var/run/secrets/snowflake"
-DATABRICKS_DIR = "/var/run/secrets/databricks"
-DATA_CREDENTIALS_MODE = 0o400  # Snowflake's connector wants connections.toml and the key private
+# every step of a Snowflake / Databricks stack mounts them: names from mlstack/names.py, which both import.
+DATA_CREDENTIALS_SECRET = names.DATA_CREDENTIALS_SECRET
+SNOWFLAKE_DIR = names.SNOWFLAKE_DIR
+DATABRICKS_DIR = names.DATABRICKS_DIR
+DATA_CREDENTIALS_MODE = names.DATA_CREDENTIALS_MODE  # Snowflake's connector wants connections.toml private
 # With an fsGroup the kubelet hands the Secret's files to that group and adds group read (0440), so the
 # non-root step user can still read them: the pod's fsGroup (every pipeline pod has it, see security.py).
 DATA_CREDENTIALS_FS_GROUP = security.JOB_GID
