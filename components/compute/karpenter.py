@@ -45,7 +45,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from mlstack import prices
+from mlstack import names, prices
 from mlstack.plan import karpenter as _plan_karpenter
 
 from .. import _policy
@@ -58,12 +58,12 @@ KARPENTER_CHART = "oci://public.ecr.aws/karpenter/karpenter"
 KARPENTER_CRD_CHART = "oci://public.ecr.aws/karpenter/karpenter-crd"
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"
-GPU_LABEL = "mlstack.dev/gpu"
+GPU_LABEL = names.GPU_LABEL
 POOL_LABEL = "mlstack.dev/node-pool"
-SYSTEM_NODE_SELECTOR = {"mlstack.dev/node-role": "system"}
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+SYSTEM_NODE_SELECTOR = {names.ROLE_LABEL: "system"}
+GPU_TAINT = dict(names.GPU_TAINT)
 DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
-DEVICE_PLUGIN_LABEL = "mlstack.dev/device-plugin"
+DEVICE_PLUGIN_LABEL = names.DEVICE_PLUGIN_LABEL
 """Who advertises the node's GPUs: ``daemonset`` (the cluster's NVIDIA device plugin DaemonSet, as on
 EksGpuCluster's AL2023 groups), ``os`` (Bottlerocket's built-in plugin), ``shared`` (this component's
 per-pool DaemonSet with the pool's sharing config)."""
