@@ -224,7 +224,9 @@ def to_workflow_template(
                 else f"{{{{workflow.parameters.{s.foreach}}}}}"
             )
         r = s.resources
-        gpu = r.gpus > 0
+        gpu = r.gpus > 0 or r.node_pool is not None  # on the GPU nodes: their toleration and selector
+        gpu_resource = r.gpu_resource or st["gpu_resource"]
+        node_selector = _node_selector(st, r)
         env: list[Any] = [
             ConfigMapEnv(
                 name="MLSTACK_MANIFEST", config_map_name=st["configmap"], config_map_key=CONFIGMAP_KEY
@@ -248,7 +250,7 @@ def to_workflow_template(
             memory_request=r.memory,
             memory_limit=r.memory,
             gpus=r.gpus or None,
-            gpu_flag=st["gpu_resource"],
+            gpu_flag=gpu_resource,
         )
         if multi:
             templates.append(
@@ -275,7 +277,7 @@ def to_workflow_template(
                     env=env,
                     resources=resources if (r.cpu or r.memory or r.gpus) else None,
                     tolerations=[m.Toleration(**t) for t in st["tolerations"]] if gpu else None,
-                    node_selector=st["node_selector"] or None if gpu else None,
+                    node_selector=node_selector or None if gpu else None,
                     retry_strategy=m.RetryStrategy(limit=s.retries, retry_policy="Always")
                     if s.retries
                     else None,
@@ -356,6 +358,16 @@ def step_security(run_as_root: bool) -> dict[str, Any]:
     return kw
 
 
+def _node_selector(st: dict[str, Any], r: Any) -> dict[str, str]:
+    """The manifest's GPU node selector, narrowed to the step's pool (``@step(node_pool=...)``)."""
+    from mlstack.pipeline.spec import POOL_LABEL
+
+    out = dict(st["node_selector"])
+    if r.node_pool is not None:
+        out[POOL_LABEL] = r.node_pool
+    return out
+
+
 def _ref(var: str, b64: bool) -> str:
     """An Argo tag for ``var``: plain, or base64-encoded (sprig, in an expression tag) for values that go into
     a resource template's manifest, where Argo pastes the raw text and a quote or newline would break it."""
@@ -428,11 +440,12 @@ def _jobset_template(
         env=k8s_env,
         service_account=st["service_account"],
         gpus=r.gpus,
-        gpu_resource=st["gpu_resource"],
+        gpu_resource=r.gpu_resource or st["gpu_resource"],
+        on_gpu_nodes=r.node_pool is not None,
         cpu=str(r.cpu) if r.cpu else None,
         memory=r.memory,
         tolerations=st["tolerations"],
-        node_selector=st["node_selector"],
+        node_selector=_node_selector(st, r),
         volumes=volumes,
         volume_mounts=mounts,
         labels={**labels, "workflows.argoproj.io/workflow": "{{workflow.name}}"},

@@ -143,6 +143,7 @@ def jobset(
     timeout: int | None = None,
     run_as_root: bool = False,
     port: int = MASTER_PORT,
+    on_gpu_nodes: bool = False,
 ) -> dict[str, Any]:
     """The JobSet of one multi-node step (see the module doc). ``env`` is the step's own environment; the
     rendezvous variables (:func:`torch_env`) are put first and win over entries of the same name."""
@@ -177,7 +178,7 @@ def jobset(
         "containers": [container],
         "volumes": [*(dict(v) for v in volumes), {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}}],
     }
-    if gpus:
+    if gpus or on_gpu_nodes:
         pod_spec["tolerations"] = [dict(t) for t in tolerations]
         if node_selector:
             pod_spec["nodeSelector"] = dict(node_selector)

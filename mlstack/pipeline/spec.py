@@ -26,6 +26,10 @@ from mlstack.pipeline.schedule import Schedule, coerce_schedule
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+_RESOURCE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_POOL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+POOL_LABEL = "mlstack.dev/node-pool"
+"""Node label of mlstack's GPU pools (NodePools and node groups); ``@step(node_pool=...)`` selects on it."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Resources:
     cpu: float | str | None = None
     memory: str | None = None
     image: str | None = None
+    gpu_resource: str | None = None  # the extended resource ``gpus`` counts (default: the manifest's)
+    node_pool: str | None = None  # the GPU pool (``mlstack.dev/node-pool``) the step must run on
 
     def to_dict(self) -> dict[str, Any]:
         return {"gpus": self.gpus, "cpu": self.cpu, "memory": self.memory, "image": self.image}
@@ -61,6 +67,8 @@ class Step:
         nodes: int = 1,
         run_as_root: bool = False,
         cache: bool = False,
+        gpu_resource: str | None = None,
+        node_pool: str | None = None,
     ) -> None:
         self.func = func
         self.name = name or func.__name__
@@ -89,11 +97,30 @@ class Step:
             problems.append(f"run_as_root={run_as_root!r}: True or False")
         if not isinstance(cache, bool):
             problems.append(f"cache={cache!r}: True or False")
+        if gpu_resource is not None:
+            if not isinstance(gpu_resource, str) or not _RESOURCE.match(gpu_resource):
+                problems.append(
+                    f"gpu_resource={gpu_resource!r}: an extended resource name such as 'nvidia.com/gpu.shared' "
+                    "or 'nvidia.com/mig-1g.10gb'"
+                )
+            elif isinstance(gpus, int) and gpus < 1:
+                problems.append(
+                    f"gpu_resource={gpu_resource!r} with gpus={gpus!r}: set gpus to the count to request"
+                )
+            elif gpu_resource.endswith(".shared") and isinstance(gpus, int) and gpus > 1:
+                problems.append(
+                    f"gpus={gpus!r} with gpu_resource={gpu_resource!r}: a time-sliced pool gives one slice per "
+                    "container (its device plugin fails larger requests); use gpus=1, or whole GPUs"
+                )
+        if node_pool is not None and (not isinstance(node_pool, str) or not _POOL.match(node_pool)):
+            problems.append(f"node_pool={node_pool!r}: a pool name (lowercase letters, digits and '-')")
         if problems:
             raise UsageError(
                 f"step {self.name!r}: " + "; ".join(problems), fix="correct the @step(...) arguments above"
             )
-        self.resources = Resources(gpus=gpus, cpu=cpu, memory=memory, image=image)
+        self.resources = Resources(
+            gpus=gpus, cpu=cpu, memory=memory, image=image, gpu_resource=gpu_resource, node_pool=node_pool
+        )
         self.after = tuple(a.name if isinstance(a, Step) else str(a) for a in after)
         self.foreach = foreach
         # nodes > 1: one process per node locally (mlstack.pipeline.multinode), one pod per node on a cluster
@@ -129,7 +156,10 @@ def step(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     Options: ``gpus``, ``cpu``, ``memory``, ``image``, ``after``, ``foreach``, ``retries``, ``timeout``
     (seconds), ``env``, ``nodes`` (multi-node: that many workers with torchrun's environment, see
     :mod:`mlstack.pipeline.multinode`; ``gpus`` is per node), ``cache`` (reuse a result across runs when
-    code, inputs, params and image match), ``name`` and ``run_as_root`` (Argo only: run this step's pod as
+    code, inputs, params and image match), ``gpu_resource`` (the resource ``gpus`` counts, e.g.
+    ``"nvidia.com/gpu.shared"`` for a time-slice or ``"nvidia.com/mig-1g.10gb"`` for a MIG device; default the
+    manifest's, ``nvidia.com/gpu``), ``node_pool`` (run on that GPU pool's nodes: ``mlstack.dev/node-pool``),
+    ``name`` and ``run_as_root`` (Argo only: run this step's pod as
     root with a writable root filesystem instead of the non-root, read-only default; see
     :mod:`mlstack.pipeline.security`).
     """
