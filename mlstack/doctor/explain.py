@@ -475,6 +475,47 @@ def quota_findings(messages: Sequence[str], namespace: str) -> list[Finding]:
     return out
 
 
+_NO_JOBSET = re.compile(
+    r'no matches for kind "JobSet"|the server could not find the requested resource.*jobsets'
+)
+_JOBSET_FORBIDDEN = re.compile(
+    r'jobsets\.jobset\.x-k8s\.io(?: "[^"]*")? is forbidden: User "([^"]+)" cannot (\w+) resource "jobsets"'
+)
+
+
+def jobset_findings(messages: Sequence[str], namespace: str, service_account: str = "") -> list[Finding]:
+    """A multi-node step's resource template could not create its JobSet: no JobSet CRD/controller in the
+    cluster, or the workflow's service account may not create JobSets (the API server's own texts)."""
+    out: list[Finding] = []
+    text = "\n".join(messages)
+    if _NO_JOBSET.search(text):
+        out.append(
+            fail(
+                "job.jobset_missing",
+                "a multi-node step could not create its JobSet: the cluster has no JobSet CRD "
+                "(jobset.x-k8s.io/v1alpha2), so no JobSet controller runs there",
+                "install the pinned controller: add JobSetController (mlstack.components.compute.jobset) to the "
+                "stack and `pulumi up`, or `helm install jobset oci://registry.k8s.io/jobset/charts/jobset "
+                "--version 0.12.0 -n jobset-system --create-namespace`; then resubmit",
+            )
+        )
+    m = _JOBSET_FORBIDDEN.search(text)
+    if m:
+        who = m.group(1)
+        sa = who.rsplit(":", 1)[-1] if who.startswith("system:serviceaccount:") else service_account
+        out.append(
+            fail(
+                "job.jobset_rbac",
+                f"a multi-node step could not {m.group(2)} its JobSet: {who} may not {m.group(2)} "
+                f"jobsets.jobset.x-k8s.io in namespace {namespace}",
+                f"grant it create/get/list/watch on jobsets (JobSetController's Role mlstack-jobsets does, bound "
+                f"to the jobs service account); check: kubectl -n {namespace} auth can-i create "
+                f"jobsets.jobset.x-k8s.io --as system:serviceaccount:{namespace}:{sa or '<service account>'}",
+            )
+        )
+    return out
+
+
 def explain_pod(
     pod: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]] = (),
@@ -577,6 +618,7 @@ def explain_workflow(
     ]
     msgs += [str(e.get("message") or "") for e in events]
     out = quota_findings(msgs, ns)
+    out += jobset_findings(msgs, ns, str((workflow.get("spec") or {}).get("serviceAccountName") or ""))
     for pod, pod_events in pods:
         out.extend(
             f
@@ -663,6 +705,8 @@ def explain_job(
                 )
                 return
             pods = cluster.pods(wf_ns, f"workflows.argoproj.io/workflow={name}")
+            # a multi-node step's pods belong to its JobSet, labelled with the run (the workflow's name)
+            pods += cluster.pods(wf_ns, f"mlstack.io/run={name}")
             pairs = [(p, cluster.events(wf_ns, _meta(p).get("name"))) for p in pods]
             kstate = _karpenter_state(cluster, [e for _, evs in pairs for e in evs])
             sink.extend(
