@@ -42,3 +42,7 @@ GPU_TOLERATION = MappingProxyType(
     {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 )
 """The toleration GPU steps carry to land on mlstack GPU nodes."""
+NODE_POOL_LABEL = "mlstack.dev/node-pool"
+"""Node label naming the GPU pool a node belongs to (Karpenter NodePools); ``@step(node_pool=...)`` selects it."""
+RUN_LABEL = "mlstack.io/run"
+"""Pod label with the run id (the Argo workflow's name) on a multi-node step's JobSet pods; doctor reads it."""

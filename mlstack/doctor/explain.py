@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlstack import names
 from mlstack.doctor import karpenter, kube
 from mlstack.doctor.core import DEFAULT_TIMEOUT, Check, Finding, Report, Sink, fail, ok, run_checks, warn
 from mlstack.manifest import ArgoOrchestrator, KubernetesCompute, Manifest
@@ -706,7 +707,7 @@ def explain_job(
                 return
             pods = cluster.pods(wf_ns, f"workflows.argoproj.io/workflow={name}")
             # a multi-node step's pods belong to its JobSet, labelled with the run (the workflow's name)
-            pods += cluster.pods(wf_ns, f"mlstack.io/run={name}")
+            pods += cluster.pods(wf_ns, f"{names.RUN_LABEL}={name}")
             pairs = [(p, cluster.events(wf_ns, _meta(p).get("name"))) for p in pods]
             kstate = _karpenter_state(cluster, [e for _, evs in pairs for e in evs])
             sink.extend(

@@ -449,7 +449,7 @@ def _jobset_template(
         volumes=volumes,
         volume_mounts=mounts,
         labels={**labels, "workflows.argoproj.io/workflow": "{{workflow.name}}"},
-        pod_labels={**labels, "mlstack.io/run": "{{workflow.name}}"},
+        pod_labels={**labels, names.RUN_LABEL: "{{workflow.name}}"},
         retries=s.retries,
         timeout=s.timeout,
         run_as_root=s.run_as_root,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlstack import names
 from mlstack.errors import PipelineError, UsageError
 from mlstack.pipeline.schedule import Schedule, coerce_schedule
 
@@ -28,7 +29,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 _RESOURCE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _POOL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-POOL_LABEL = "mlstack.dev/node-pool"
+POOL_LABEL = names.NODE_POOL_LABEL
 """Node label of mlstack's GPU pools (NodePools and node groups); ``@step(node_pool=...)`` selects on it."""
 
 
