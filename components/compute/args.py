@@ -61,6 +61,15 @@ class NatGateways(StrEnum):
     """One gateway per zone: survives a zone outage."""
 
 
+class Autoscaler(StrEnum):
+    """What adds GPU nodes when GPU pods are pending."""
+
+    CLUSTER_AUTOSCALER = "cluster-autoscaler"
+    """cluster-autoscaler scales the GPU managed node groups from zero (the default)."""
+    KARPENTER = "karpenter"
+    """Karpenter launches the GPU nodes: each GPU group becomes an EC2NodeClass and a NodePool."""
+
+
 class PodSecurity(StrEnum):
     """Pod Security Standard the jobs namespace enforces (never "privileged")."""
 
@@ -162,6 +171,19 @@ class EksGpuClusterArgs(TypedDict, total=False):
     behind the node) cannot read the node role's credentials and must use IRSA. 2 lets pods reach IMDS."""
     cluster_autoscaler: bool
     """Run cluster-autoscaler (pinned, IRSA) for scale-from-zero. Default: True."""
+    autoscaler: Autoscaler
+    """What scales GPU capacity. Default: "cluster-autoscaler" (the GPU managed node groups, from zero).
+    "karpenter": Karpenter (pinned 1.14.1, IRSA, encrypted interruption queue, EventBridge rules) launches the
+    GPU nodes; each gpu_node_groups entry becomes an EC2NodeClass and a NodePool of the same name (its types,
+    Spot with On-Demand fallback for SPOT groups, max_size x GPUs per node as the pool's GPU limit, its labels,
+    disk and AMI family; min_size/desired_size do not apply) and no GPU managed node group or
+    cluster-autoscaler is created. See docs/compute.md, Scale from zero."""
+    karpenter_pools: list[Any]
+    """More Karpenter pools, as ``KarpenterPool`` objects (mlstack.components.compute.karpenter): instance
+    families, shared GPUs (time-slicing, MIG); only with autoscaler="karpenter". Default: none."""
+    jobset: bool
+    """Install the JobSet controller (pinned 0.12.0) and let the jobs service account create JobSets, which
+    multi-node steps (``@step(nodes=N)``) need on Argo. Default: False."""
     device_plugin: bool
     """Run the pinned NVIDIA device plugin DaemonSet on AL2023 GPU nodes. Default: True."""
     node_auto_repair: bool

@@ -466,6 +466,10 @@ def resolve_cluster(
     tags = _tags(p, name, a)
     system = validate_system_group(a.get("system_node_group", {}) or {}, p)
     gpu = validate_gpu_groups(a.get("gpu_node_groups", [DEFAULT_GPU_GROUP]), p)
+    autoscaler, pools = _autoscaler(p, a, gpu)
+    jobset = a.get("jobset", False)
+    if not isinstance(jobset, bool):
+        p.add("jobset", jobset, "True or False")
     p.raise_if_any()
     return ClusterConfig(
         cluster_name=cn or default_cluster_name(project, stack, name),
@@ -487,7 +491,51 @@ def resolve_cluster(
         artifact_store=store,
         data_layer=data,
         tags=tags,
+        autoscaler=autoscaler,
+        karpenter_pools=pools,
+        jobset=jobset,
     )
+
+
+def _autoscaler(
+    p: Problems, a: Mapping[str, Any], gpu: Sequence[NodeGroupSpec]
+) -> tuple[str, tuple[Any, ...]]:
+    """The autoscaler choice and, for Karpenter, its pools: one per GPU group, then ``karpenter_pools``."""
+    from . import karpenter
+
+    choice = a.get("autoscaler", "cluster-autoscaler")
+    choice = choice.value if isinstance(choice, StrEnum) else choice
+    extra = a.get("karpenter_pools", []) or []
+    if choice not in ("cluster-autoscaler", "karpenter"):
+        p.add("autoscaler", choice, "'cluster-autoscaler' (default: managed GPU groups) or 'karpenter'")
+        return "cluster-autoscaler", ()
+    if choice != "karpenter":
+        if extra:
+            p.add("karpenter_pools", extra, "only with autoscaler='karpenter'")
+        return choice, ()
+    pools = [karpenter.pool_from_group(g) for g in gpu]
+    if not isinstance(extra, list | tuple):
+        p.add("karpenter_pools", extra, "a list of KarpenterPool objects")
+        extra = []
+    for i, pool in enumerate(extra):
+        if not isinstance(pool, karpenter.KarpenterPool):
+            p.add(f"karpenter_pools[{i}]", pool, "a KarpenterPool (mlstack.components.compute.karpenter)")
+            continue
+        karpenter.validate_pool(p, f"karpenter_pools[{i}]", pool)
+        pools.append(pool)
+    seen: set[str] = set()
+    for pool in pools:
+        if pool.name in seen:
+            p.add(
+                "karpenter_pools", pool.name, "a pool of that name exists (GPU group names become pool names)"
+            )
+        seen.add(pool.name)
+    for i, pool in enumerate(pools[: len(gpu)]):
+        sub = Problems("")
+        karpenter.validate_pool(sub, f"gpu_node_groups[{i}]", pool)
+        for item in sub.items:
+            p.add(*item)
+    return choice, tuple(pools)
 
 
 def resolve_existing(name: str, args: Mapping[str, Any]) -> ExistingClusterConfig:

@@ -345,9 +345,11 @@ class EksGpuCluster(pulumi.ComponentResource, JobsClusterBase):
         )
         self.node_groups: dict[str, aws.eks.NodeGroup] = {}
         self.launch_templates: dict[str, aws.ec2.LaunchTemplate] = {}
+        karpenter = cfg.autoscaler == "karpenter"
         for spec, labels, taints in [
             (cfg.system, SYSTEM_LABELS, ()),
-            *((g, gpu_labels(g), (names.GPU_TAINT,)) for g in cfg.gpu_groups),
+            # with Karpenter the GPU groups become NodePools (below), not managed node groups
+            *((g, gpu_labels(g), (names.GPU_TAINT,)) for g in (() if karpenter else cfg.gpu_groups)),
         ]:
             lt, ng = node_group(self, name, ctx, spec, labels, taints)
             self.launch_templates[spec.name], self.node_groups[spec.name] = lt, ng
@@ -411,7 +413,17 @@ class EksGpuCluster(pulumi.ComponentResource, JobsClusterBase):
 
         if cfg.device_plugin and any(s.device_plugin == "daemonset" for s in cfg.gpu_groups):
             self.device_plugin = device_plugin(name, kopts)
-        if cfg.cluster_autoscaler:
+        if karpenter:
+            self.karpenter = self._karpenter(name, cfg, private_subnets, tags, [system_ng, coredns])
+        if cfg.jobset:
+            from .jobset import JobSetArgs, JobSetController
+
+            self.jobset = JobSetController(
+                f"{name}-jobset",
+                JobSetArgs(jobs_namespace=self.jobs_namespace, jobs_service_account=cfg.jobs.service_account),
+                pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[system_ng, coredns]),
+            )
+        if cfg.cluster_autoscaler and not karpenter:
             autoscaler = cluster_autoscaler(
                 self, name, self.cluster.arn, cluster_name, cfg.kubernetes_version, tags, partition, kopts
             )
@@ -419,6 +431,28 @@ class EksGpuCluster(pulumi.ComponentResource, JobsClusterBase):
 
         self.manifest_section = self._compute_section(self.cluster.name, cfg.jobs)
         self.register_outputs({k: getattr(self, k) for k in OUTPUTS})
+
+    def _karpenter(
+        self, name: str, cfg: ClusterConfig, subnets: Any, tags: dict[str, str], deps: list[pulumi.Resource]
+    ) -> Any:
+        """Karpenter for the GPU pools: nodes in the cluster's private subnets with its security group."""
+        from .karpenter import Karpenter, KarpenterArgs
+
+        return Karpenter(
+            f"{name}-karpenter",
+            KarpenterArgs(
+                cluster_name=self.cluster.name,
+                cluster_arn=self.cluster.arn,
+                cluster_endpoint=self.cluster.endpoint,
+                pools=cfg.karpenter_pools,
+                oidc_provider_arn=self.oidc_provider_arn,
+                oidc_issuer_url=self.oidc_issuer_url,
+                subnet_ids=subnets,
+                security_group_ids=self.cluster.vpc_config.apply(lambda v: [v.cluster_security_group_id]),
+                tags=tags,
+            ),
+            pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=deps),
+        )
 
     @staticmethod
     def from_existing(

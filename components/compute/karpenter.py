@@ -1050,6 +1050,22 @@ def _pod_identity_trust() -> str:
     )
 
 
+def pool_from_group(g: Any) -> KarpenterPool:
+    """The Karpenter pool standing in for an EksGpuCluster GPU group (``autoscaler="karpenter"``): its types, Spot
+    with On-Demand fallback for a SPOT group (On-Demand only otherwise), ``max_size`` x GPUs per node as the
+    GPU limit, its labels and disk, the AMI family of its AMI type."""
+    capacity = str(getattr(g.capacity_type, "value", g.capacity_type))
+    return KarpenterPool(
+        name=g.name,
+        instance_types=tuple(g.instance_types),
+        capacity_types=("spot", "on-demand") if capacity == "SPOT" else ("on-demand",),
+        max_gpus=max(1, g.max_size * g.gpus_per_node),
+        labels={k: v for k, v in dict(g.labels).items() if not str(k).startswith("mlstack.dev/")},
+        disk_size_gib=g.disk_size_gib,
+        ami_alias="bottlerocket@latest" if "BOTTLEROCKET" in str(g.ami_type) else "al2023@latest",
+    )
+
+
 def pools_from(values: Sequence[Mapping[str, Any]]) -> tuple[KarpenterPool, ...]:
     """KarpenterPools from plain mappings (Pulumi config, YAML): ``sharing`` as
     ``{"time_slicing": {"replicas": 4}}`` or ``{"mig": {"profile": "1g.10gb", "strategy": "single"}}``."""

@@ -125,6 +125,12 @@ class ClusterConfig:
     data_layer: DataLayer | None
     tags: Mapping[str, str]
     """Tags on every AWS resource, ``mlstack:component`` included."""
+    autoscaler: str = "cluster-autoscaler"
+    """``cluster-autoscaler`` (managed GPU groups) or ``karpenter`` (NodePools made from the GPU groups)."""
+    karpenter_pools: tuple[Any, ...] = ()
+    """Every Karpenter pool (from the GPU groups, then the extra ``karpenter_pools``) when Karpenter scales."""
+    jobset: bool = False
+    """Install the JobSet controller and the jobs service account's JobSet Role."""
 
     @property
     def max_gpus(self) -> int:

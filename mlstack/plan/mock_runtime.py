@@ -291,7 +291,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         faker = FAKERS.get(args.typ)
         if faker is not None:
             for k, v in faker(args.name, args.inputs).items():
-                state.setdefault(k, v)
+                if isinstance(v, dict) and isinstance(state.get(k), dict):
+                    # an input block the provider adds computed fields to (vpcConfig.clusterSecurityGroupId)
+                    state[k] = {**v, **state[k]}
+                else:
+                    state.setdefault(k, v)
         elif args.typ.startswith("aws:"):
             service = args.typ.split(":")[1].split("/")[0]
             state.setdefault("arn", _arn(service, args.name))

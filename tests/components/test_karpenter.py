@@ -593,3 +593,129 @@ def test_jobset_controller_args_are_validated() -> None:
         validate(JobSetArgs(replicas=0))
     with pytest.raises(InputPropertiesError, match="jobs_namespace: got ''"):
         validate(JobSetArgs(jobs_namespace=""))
+
+
+# ------------------------------------------------------------------------------------------ EksGpuCluster
+GROUPS = [
+    {
+        "name": "a10g",
+        "instance_types": ["g5.xlarge", "g5.2xlarge"],
+        "max_size": 4,
+        "capacity_type": "SPOT",
+        "labels": {"team": "vision"},
+    },
+    {"name": "l4", "instance_types": ["g6.xlarge"], "max_size": 2, "ami_type": "BOTTLEROCKET_x86_64_NVIDIA"},
+]
+
+
+def _cluster(pulumi_run, **args: Any) -> Recording:
+    def program() -> None:
+        import pulumi
+
+        from mlstack.components import EksGpuCluster
+
+        c = EksGpuCluster("gpu", {"gpu_node_groups": GROUPS, **args})
+        pulumi.export("compute", c.manifest_section)
+
+    return pulumi_run(program)
+
+
+def test_eks_gpu_cluster_with_karpenter_makes_node_pools_instead_of_gpu_groups(pulumi_run) -> None:
+    from mlstack.components.compute.karpenter import KarpenterPool, TimeSlicing
+    from mlstack.plan.policy import engine
+
+    shared = KarpenterPool(
+        "t4-shared", instance_types=("g4dn.xlarge",), sharing=TimeSlicing(4), static_nodes=1
+    )
+    rec = _cluster(pulumi_run, autoscaler="karpenter", karpenter_pools=[shared], jobset=True)
+    # only the system group is a managed node group; no cluster-autoscaler
+    groups = [
+        r.inputs.get("nodeGroupNamePrefix") or r.inputs.get("nodeGroupName")
+        for r in rec.by_type("aws:eks/nodeGroup:NodeGroup")
+    ]
+    assert len(groups) == 1 and "system" in str(groups[0])
+    assert not [r for r in rec.by_type("kubernetes:apps/v1:Deployment") if "autoscaler" in r.name]
+    pools, classes = _custom(rec, "NodePool"), _custom(rec, "EC2NodeClass")
+    assert sorted(pools) == sorted(classes) == ["a10g", "l4", "t4-shared"]
+    # the nodes' subnets are the cluster's private subnets, by ID (the mock runtime's ids are not shaped
+    # like EC2's subnet-..., so they are mapped to that shape before the CRD's pattern sees them)
+    subnet_ids = {r.id for r in rec.by_type("aws:ec2/subnet:Subnet") if "private" in r.name}
+    for nc in classes.values():
+        assert {t["id"] for t in nc["spec"]["subnetSelectorTerms"]} == subnet_ids
+        nc["spec"]["subnetSelectorTerms"] = [{"id": "subnet-0a1b2c" + str(i)} for i in range(len(subnet_ids))]
+    for obj in [*pools.values(), *classes.values()]:
+        crds.assert_valid(obj)
+    a10g = pools["a10g"]["spec"]
+    reqs = {r["key"]: r["values"] for r in a10g["template"]["spec"]["requirements"]}
+    assert reqs["karpenter.sh/capacity-type"] == ["spot", "on-demand"]  # SPOT group: On-Demand fallback
+    assert reqs["node.kubernetes.io/instance-type"] == ["g5.xlarge", "g5.2xlarge"]
+    assert a10g["limits"]["nvidia.com/gpu"] == "4"  # max_size 4 x 1 GPU
+    assert a10g["template"]["metadata"]["labels"]["team"] == "vision"
+    assert classes["l4"]["spec"]["amiSelectorTerms"] == [{"alias": "bottlerocket@latest"}]
+    assert pools["l4"]["spec"]["template"]["metadata"]["labels"]["mlstack.dev/device-plugin"] == "os"
+    # nodes in the cluster's private subnets with the cluster security group (no discovery tags needed)
+    subnets = classes["a10g"]["spec"]["subnetSelectorTerms"]
+    assert subnets and all(set(t) == {"id"} for t in subnets)
+    assert [set(t) for t in classes["a10g"]["spec"]["securityGroupSelectorTerms"]] == [{"id"}]
+    # the controller trusts the cluster's own OIDC provider; the JobSet controller is installed
+    role = next(r for r in rec.by_type("aws:iam/role:Role") if r.name == "gpu-karpenter-controller")
+    assert "system:serviceaccount:kube-system:karpenter" in role.inputs["assumeRolePolicy"]
+    charts = {r.inputs["chart"] for r in rec.by_type("kubernetes:helm.sh/v3:Release")}
+    assert {
+        "oci://public.ecr.aws/karpenter/karpenter",
+        "oci://registry.k8s.io/jobset/charts/jobset",
+    } <= charts
+    findings = engine.evaluate(rec)
+    assert not findings, [(f.rule_id, f.resource_name, f.message) for f in findings]
+
+
+def test_eks_gpu_cluster_default_stays_cluster_autoscaler(pulumi_run) -> None:
+    rec = _cluster(pulumi_run)
+    assert len(rec.by_type("aws:eks/nodeGroup:NodeGroup")) == 3
+    assert not _custom(rec, "NodePool") and not rec.by_type("kubernetes:helm.sh/v3:Release")
+    assert [r for r in rec.by_type("kubernetes:apps/v1:Deployment") if "autoscaler" in r.name]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            {"autoscaler": "keda"},
+            "autoscaler: got 'keda'; 'cluster-autoscaler' (default: managed GPU groups) or 'karpenter'",
+        ),
+        ({"karpenter_pools": ["x"]}, "karpenter_pools: got ['x']; only with autoscaler='karpenter'"),
+        (
+            {"autoscaler": "karpenter", "karpenter_pools": ["x"]},
+            "karpenter_pools[0]: got 'x'; a KarpenterPool",
+        ),
+        ({"jobset": "yes"}, "jobset: got 'yes'; True or False"),
+    ],
+)
+def test_eks_gpu_cluster_autoscaler_args_are_validated(args, needle) -> None:
+    from mlstack.components._args import InputPropertiesError
+    from mlstack.components.compute import config
+
+    with pytest.raises(InputPropertiesError) as exc:
+        config.resolve_cluster(
+            "gpu", {"gpu_node_groups": GROUPS, **args}, project="p", stack="s", region="us-east-1"
+        )
+    assert needle in str(exc.value.message)
+
+
+def test_a_sharing_pool_clashing_with_a_group_name_is_refused() -> None:
+    from mlstack.components._args import InputPropertiesError
+    from mlstack.components.compute import config
+    from mlstack.components.compute.karpenter import KarpenterPool
+
+    with pytest.raises(InputPropertiesError, match="a pool of that name exists"):
+        config.resolve_cluster(
+            "gpu",
+            {
+                "gpu_node_groups": GROUPS,
+                "autoscaler": "karpenter",
+                "karpenter_pools": [KarpenterPool("a10g", instance_types=("g5.xlarge",))],
+            },
+            project="p",
+            stack="s",
+            region="us-east-1",
+        )
