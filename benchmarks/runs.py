@@ -254,9 +254,19 @@ def listing(n: int, repeat: int, work: Path, seaweed: bool) -> dict[str, Any]:
             (work / "s3.json").write_text(json.dumps(manifest))
             env = {**base, **{k: v for k, v in sw.env().items() if k != "AWS_ENDPOINT_URL_S3"}}
             env["MLSTACK_MANIFEST"] = str(work / "s3.json")
-            times = _ls(work, env, repeat)
+            # the S3 transfer engine (the default) and the boto3 client (its fallback), alternating
+            boto = {**env, "MLSTACK_S3_ENGINE": "boto3"}
+            cmd = [sys.executable, "-m", "mlstack.cli.main", "runs", "ls"]
+            _run(cmd, work, env)
+            _run(cmd, work, boto)
+            times, boto_times = [], []
+            for _ in range(repeat):
+                times.append(_run(cmd, work, env))
+                boto_times.append(_run(cmd, work, boto))
             results["seaweedfs_s"] = times
             results["seaweedfs_median"] = statistics.median(times)
+            results["seaweedfs_boto3_s"] = boto_times
+            results["seaweedfs_boto3_median"] = statistics.median(boto_times)
         finally:
             sw.stop()
     return results
@@ -316,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
             ok &= met_sw
             print(
                 f"  SeaweedFS      {lst['seaweedfs_median']:.3f} s (target <= 2 s): {'PASS' if met_sw else 'FAIL'}"
+            )
+            print(
+                f"  SeaweedFS, boto3 client (MLSTACK_S3_ENGINE=boto3)  {lst['seaweedfs_boto3_median']:.3f} s"
             )
     results["machine"]["load_after"] = os.getloadavg()[0]
     print(json.dumps(results["machine"]))
