@@ -438,8 +438,9 @@ class Engine:
             if retryable and attempt < self.max_attempts:
                 self._backoff(attempt, throttled=code in _THROTTLING or status in (429, 503))
                 continue
-            if code in _REFUSALS or (300 <= status < 400):
-                raise Refused(f"{status} {code}")
+            elsewhere = resp.headers.get("x-amz-bucket-region")
+            if code in _REFUSALS or (300 <= status < 400) or (elsewhere and elsewhere != self.region):
+                raise Refused(f"{status} {code}" + (f", the bucket is in {elsewhere}" if elsewhere else ""))
             raise bexc.ClientError(
                 {
                     "Error": {"Code": code, "Message": message},
