@@ -244,6 +244,23 @@ class _Body:
             self._r.release_conn()  # read to the end: the connection goes back to the pool
         return data
 
+    def fill(self, view: memoryview) -> int:
+        """Read the body into ``view`` straight from the socket (http.client's ``readinto``: no intermediate
+        bytes object); returns how many bytes the body held. The connection goes back to the pool only when
+        exactly the body was read."""
+        fp = self._r._fp  # http.client.HTTPResponse, which counts down its Content-Length
+        got = 0
+        while got < len(view):
+            n = fp.readinto(view[got:])
+            if not n:
+                return got  # broke off: the caller closes this body
+            got += n
+        if not fp.isclosed():
+            got += len(fp.read())  # longer than expected: counted, so the caller sees the wrong length
+        if fp.isclosed():
+            self._r.release_conn()
+        return got
+
     def close(self) -> None:
         self._r.close()  # a broken body: never reuse that connection
         self._r.release_conn()

@@ -32,6 +32,7 @@ import base64
 import concurrent.futures as cf
 import contextlib
 import hashlib
+import http.client
 import os
 import random
 import threading
@@ -90,6 +91,7 @@ _BODY_ERRORS = (
     urllib3.exceptions.HTTPError,
     ConnectionError,
     TimeoutError,
+    http.client.HTTPException,
 )
 
 
@@ -360,8 +362,10 @@ class S3Backend(Backend):
         rng: tuple[int, int] | None = None,
         if_match: str | None = None,
         version_id: str | None = None,
+        into: memoryview | None = None,
     ) -> tuple[bytes, str]:
-        """GetObject and read its body: ``(bytes, etag)``.
+        """GetObject and read its body: ``(bytes, etag)`` (``into``: the range is read into that buffer instead,
+        which must be as long as the range, and the bytes returned are empty).
 
         botocore retries a request until its headers arrive; a body that then breaks off (reset, timeout,
         fewer bytes than Content-Length) is not retried by it, so it is fetched again here, up to
@@ -383,10 +387,15 @@ class S3Backend(Backend):
             except bexc.BotoCoreError as exc:
                 raise self._fail(exc, "GetObject", op_key) from exc
             try:
-                body: bytes = r["Body"].read()
+                body: bytes = b""
+                if into is not None:
+                    got = _fill(r["Body"], into)
+                else:
+                    body = r["Body"].read()
+                    got = len(body)
                 problem = None
-                if rng is not None and len(body) != rng[1] - rng[0] + 1:
-                    problem = f"{len(body)} bytes arrived for a range of {rng[1] - rng[0] + 1}"
+                if rng is not None and got != rng[1] - rng[0] + 1:
+                    problem = f"{got} bytes arrived for a range of {rng[1] - rng[0] + 1}"
             except _BODY_ERRORS as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if problem is None:
@@ -729,13 +738,23 @@ class S3Backend(Backend):
         """Fetch ``size`` bytes in parallel ranges, hash them in order (and write them to ``fd``)."""
         part = part_size(size)
         h = hashlib.sha256()
+        # each part is read straight into a buffer reused from part to part (no fresh 8 MiB object per part,
+        # whose pages the kernel would fault in and zero each time), written to ``fd`` from there, and hashed
+        # in order; at most the window in flight plus the one being hashed exist at once
+        free: list[bytearray] = []
+        free_lock = threading.Lock()
 
-        def fetch(offset: int) -> bytes:
-            end = min(offset + part, size) - 1
-            body, _ = self._read(key, key, rng=(offset, end), if_match=if_match)
+        def fetch(offset: int) -> tuple[bytearray, memoryview]:
+            length = min(offset + part, size) - offset
+            with free_lock:
+                buf = free.pop() if free else bytearray(part)
+            view = memoryview(buf)[:length]
+            self._read(key, key, rng=(offset, offset + length - 1), if_match=if_match, into=view)
             if fd is not None:
-                os.pwrite(fd, body, offset)
-            return body
+                done = 0
+                while done < length:
+                    done += os.pwrite(fd, view[done:], offset + done)
+            return buf, view
 
         # parts arrive in parallel; this thread hashes them in order as they complete. closing() ends the
         # generator (cancelling and waiting for the fetches) even when this loop is interrupted, so no fetch
@@ -743,10 +762,13 @@ class S3Backend(Backend):
         with contextlib.closing(
             _bounded_map(self._pool, fetch, list(range(0, size, part)), TRANSFER_THREADS)
         ) as parts:
-            for body in parts:
-                h.update(body)
+            for buf, view in parts:
+                h.update(view)
                 if progress:
-                    progress(len(body))
+                    progress(len(view))
+                view.release()
+                with free_lock:
+                    free.append(buf)
         return h.hexdigest()
 
     def get_to_file(self, digest: str, size: int, dest: Path, progress: Progress | None = None) -> None:
@@ -926,6 +948,19 @@ class S3Backend(Backend):
             for cp in page.get("CommonPrefixes", []):
                 out.append(cp["Prefix"][len(full) :].rstrip("/"))
         return sorted(out)
+
+
+def _fill(body: Any, view: memoryview) -> int:
+    """Read a response body into ``view``: the number of bytes the body held (more than ``len(view)`` when
+    it was longer; fewer when it broke off)."""
+    fill = getattr(body, "fill", None)
+    if fill is not None:  # the engine's body: straight from the socket into the buffer
+        n: int = fill(view)
+        return n
+    data = body.read()  # botocore's StreamingBody
+    k = min(len(data), len(view))
+    view[:k] = data[:k]
+    return len(data)
 
 
 def _bounded_map(
