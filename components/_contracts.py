@@ -10,7 +10,7 @@ platform team's own artifact store or data layer works without subclassing mlsta
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pulumi
 
@@ -106,3 +106,15 @@ class Orchestrator(Layer, Protocol):
     """An orchestrator that publishes the whole manifest where its workflows read it."""
 
     def publish_manifest(self, manifest: pulumi.Input[Mapping[str, Any]]) -> pulumi.Resource: ...
+
+
+# Annotations of inputs that take another component. Python callers (and mypy) see the Protocol; Pulumi's
+# analyzer sees Any, which the package schema types as pulumi.json#/Any: from another language the input is
+# a resource reference, resolved by the provider to the live component (components/provider.py).
+if TYPE_CHECKING:
+    ClusterRef = JobsCluster
+    ArtifactStoreRef = ArtifactStore
+    DataLayerRef = DataLayer
+    OrchestratorRef = Orchestrator
+else:
+    ClusterRef = ArtifactStoreRef = DataLayerRef = OrchestratorRef = Any

@@ -19,9 +19,12 @@ import pulumi
 from mlstack import names
 from mlstack.errors import ConfigError
 
+from . import _tokens
 from ._args import Problems
+from ._contracts import ArtifactStoreRef, ClusterRef, DataLayerRef, OrchestratorRef
 
-TYPE = "mlstack:stack:MLStack"
+TYPE = _tokens.token("MLStack")
+OLD_TYPE = "mlstack:stack:MLStack"  # kept as an alias: deployed stacks replace nothing
 # the names pipelines look for (mlstack/pipeline/argo.py renders the mounts): one module both import
 CONFIGMAP_NAME = names.MANIFEST_CONFIGMAP
 CONFIGMAP_KEY = names.MANIFEST_KEY
@@ -34,15 +37,15 @@ CREDENTIALS_MODE = names.DATA_CREDENTIALS_MODE  # the volume's defaultMode
 class MLStackArgs(TypedDict, total=False):
     """Arguments of :class:`MLStack`. ``data``, ``compute``, ``orchestrator`` and ``artifacts`` are required."""
 
-    data: Any
+    data: DataLayerRef
     """The data layer (SnowflakeDataLayer, DatabricksDataLayer or S3Lakehouse). Required. With an AWS-side
     grant (``grant_read``), the jobs role gets read access to it; warehouse layers grant through their own
     reader role, which the manifest names."""
-    compute: Any
+    compute: ClusterRef
     """The compute layer (EksGpuCluster). Required. Its ``jobs_role`` is the role every grant goes to."""
-    orchestrator: Any
+    orchestrator: OrchestratorRef
     """The orchestrator (ArgoWorkflows). Required. Its ``publish_manifest`` writes the manifest ConfigMap."""
-    artifacts: Any
+    artifacts: ArtifactStoreRef
     """The artifact store (S3ArtifactStore). Required. The jobs role gets read and write under its prefix."""
     project: str
     """The manifest's ``project``. Default: the Pulumi project name."""
@@ -56,7 +59,9 @@ class MLStackArgs(TypedDict, total=False):
     """With Kubernetes compute, publish the manifest as the ConfigMap jobs read. Default: True."""
     export_manifest: bool
     """Export the manifest as the stack output ``manifest`` (what ``mlstack up`` and
-    ``mlstack outputs PATH --stack S --manifest-out mlstack.json`` write for jobs). Default: True."""
+    ``mlstack outputs PATH --stack S --manifest-out mlstack.json`` write for jobs). Default: True. From
+    another language the program exports the component's ``manifest`` output itself (outputs:
+    manifest: ${stack.manifest} in YAML)."""
     data_credentials: bool
     """With Kubernetes compute and a warehouse data layer that offers ``jobs_access()`` (Snowflake,
     Databricks), put the files jobs log in with (Snowflake ``connections.toml`` + key, a Databricks
@@ -98,6 +103,14 @@ def _validate(name: str, a: dict[str, Any]) -> None:
     problems.raise_if_any()
 
 
+def _in_python_program() -> bool:
+    """True in a Python Pulumi program; False when the mlstack provider builds this for another language."""
+    from pulumi.runtime import known_types
+    from pulumi.runtime.settings import get_root_resource
+
+    return known_types.is_stack(get_root_resource())
+
+
 def build_manifest(project: str, stack: str, sections: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The whole manifest from the four layer sections, validated (raises ManifestError on a secret)."""
     from mlstack import manifest
@@ -118,14 +131,20 @@ def build_manifest(project: str, stack: str, sections: Sequence[dict[str, Any]])
 class MLStack(pulumi.ComponentResource):
     """Wires data, compute, orchestrator and artifacts into one stack and publishes its manifest."""
 
-    manifest: pulumi.Output[dict]
+    manifest: pulumi.Output[dict[str, Any]]
+    """The whole stack manifest (validated; names and endpoints, never a secret)."""
     jobs_role_arn: pulumi.Output[str] | None
-    manifest_configmap: Any
+    """ARN of the role jobs run as (every grant goes to it); none without Kubernetes compute."""
+    data_credentials_mount: dict[str, Any] | None
+    """Where steps mount the warehouse login files (Secret name, files, path, env); none without them."""
 
     def __init__(
-        self, name: str, args: MLStackArgs | None = None, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: MLStackArgs = {},  # noqa: B006 -- read once, never mutated
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(TYPE, name, None, opts)
+        super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
         a: dict[str, Any] = dict(args or {})
         _validate(name, a)
         self.data, self.compute = a["data"], a["compute"]
@@ -167,7 +186,8 @@ class MLStack(pulumi.ComponentResource):
         if a.get("data_credentials", True):
             self._data_credentials(name)
 
-        if a.get("export_manifest", True):
+        # a program in another language has no Python stack to export to: it exports ${stack.manifest} itself
+        if a.get("export_manifest", True) and _in_python_program():
             pulumi.export("manifest", self.manifest)
         self.register_outputs(
             {

@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import ast
 import inspect
+import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlstack import _astutil  # ast.parse that retries CPython 3.11's spurious recursion-counter error
 
@@ -649,7 +651,92 @@ def generate(
             problems += field_problems(parse_module(py, dotted))
     if comps:
         pages[INDEX] = render_index(comps)
+    schema_path = components_dir / "schema.json"
+    if schema_path.is_file():
+        pages[PACKAGE_PAGE] = render_package(json.loads(schema_path.read_text(encoding="utf-8")))
     return pages, problems
+
+
+PACKAGE_PAGE = "package.md"
+
+
+def _schema_type(prop: dict[str, Any]) -> str:
+    ref = prop.get("$ref")
+    if ref:
+        return "any (a component reference)" if ref == "pulumi.json#/Any" else ref.rsplit(":", 1)[-1]
+    kind = prop.get("type", "")
+    if kind == "array":
+        return f"list of {_schema_type(prop.get('items', {}))}"
+    if kind == "object" and "additionalProperties" in prop:
+        return f"map of {_schema_type(prop['additionalProperties'])}"
+    return str(kind)
+
+
+def _schema_table(props: dict[str, Any], required: Iterable[str] = ()) -> list[str]:
+    required = set(required)
+    rows = ["| Property | Type | Description |", "|---|---|---|"]
+    for name in sorted(props):
+        p = props[name]
+        kind = _schema_type(p) + (" (required)" if name in required else "")
+        rows.append(f"| `{name}` | {_cell(kind)} | {_cell(_one_line(_md(p.get('description', ''))))} |")
+    return rows
+
+
+def render_package(schema: dict[str, Any]) -> str:
+    """The package page, generated from components/schema.json: what YAML, TypeScript and Go programs see."""
+    lines = [
+        HEADER.replace("the component sources", "components/schema.json"),
+        "",
+        "# The mlstack package",
+        "",
+    ]
+    lines += [*PACKAGE_INTRO, ""]
+    for token in sorted(schema.get("resources", {})):
+        res = schema["resources"][token]
+        name = token.rsplit(":", 1)[-1]
+        lines += [f"## {name}", "", f"Type token `{token}` ([Python page]({_slug(name)}.md)).", ""]
+        desc = (res.get("description") or "").split("\n\n")[0]
+        if desc:
+            lines += [_md(desc), ""]
+        lines += [
+            "### Inputs",
+            "",
+            *_schema_table(res.get("inputProperties", {}), res.get("requiredInputs", [])),
+            "",
+        ]
+        lines += ["### Outputs", "", *_schema_table(res.get("properties", {})), ""]
+    lines += ["## Types", ""]
+    for token in sorted(schema.get("types", {})):
+        typ = schema["types"][token]
+        name = token.rsplit(":", 1)[-1]
+        lines += [f"### {name}", ""]
+        if typ.get("description"):
+            lines += [_md(_one_line(typ["description"])), ""]
+        if "enum" in typ:
+            lines += ["| Value | Description |", "|---|---|"]
+            lines += [
+                f"| `{e['value']}` | {_cell(_one_line(e.get('description') or ''))} |" for e in typ["enum"]
+            ]
+        else:
+            lines += _schema_table(typ.get("properties", {}), typ.get("required", []))
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+PACKAGE_INTRO = """mlstack's components are a Pulumi package for every language. `pulumi package add <path to the
+mlstack repository>` (it holds `PulumiPlugin.yaml`) generates an SDK for a TypeScript, Go, C# or Java
+program; Pulumi YAML uses the package directly (`examples/yaml-platform`). The provider runs the same Python
+components as a Python program would (`components/provider.py`), so what they create is identical.
+
+**Wiring components together.** Inputs typed *any (a component reference)* take another mlstack component
+of the same program: `${cluster}` in YAML, the component object in TypeScript or Go. The engine sends every
+component of one deployment to the same provider process, which resolves the reference to the component it
+built moments before (its grants, IRSA roles and Kubernetes provider). A reference to something the
+provider did not build in this deployment is refused, naming it; use plain values there (names, ARNs, or an
+`ExistingEksCluster` for a cluster built elsewhere). Outputs are plain values (names, ARNs, the manifest
+section) for wiring into other packages' resources. Numbers arrive as integers where the schema says so;
+choices are enums (plain strings work). An `MLStack` built from another language does not export the
+manifest itself: the program exports `${stack.manifest}`.""".splitlines()
 
 
 def check(

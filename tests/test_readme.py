@@ -13,8 +13,8 @@ def test_readme_component_example_builds_a_stack(pulumi_run) -> None:
     assert code, "the README lost its component example"
     rec = pulumi_run(lambda: exec(code.group(1), {}), project="readme", stack="dev")
     kinds = {r.type for r in rec.components()}
-    assert {"mlstack:artifacts:S3ArtifactStore", "mlstack:data:SnowflakeDataLayer", "mlstack:compute:EksGpuCluster",
-            "mlstack:orchestrator:ArgoWorkflows", "mlstack:stack:MLStack"} <= kinds
+    assert {"mlstack:index:S3ArtifactStore", "mlstack:index:SnowflakeDataLayer", "mlstack:index:EksGpuCluster",
+            "mlstack:index:ArgoWorkflows", "mlstack:index:MLStack"} <= kinds
     manifest = rec.stack_outputs["manifest"]
     from mlstack import manifest as m
 

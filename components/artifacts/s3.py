@@ -13,7 +13,7 @@ import pulumi_aws as aws
 from mlstack.errors import UsageError
 from mlstack.manifest import validate_section
 
-from .. import _policy
+from .. import _policy, _tokens
 from .._args import Problems, is_known
 from .._s3 import (
     DEFAULT_ABORT_MULTIPART_DAYS,
@@ -25,8 +25,10 @@ from .._s3 import (
     secure_bucket,
 )
 
-TYPE = "mlstack:artifacts:S3ArtifactStore"
-EXISTING_TYPE = "mlstack:artifacts:ExistingS3ArtifactStore"
+TYPE = _tokens.token("S3ArtifactStore")
+OLD_TYPE = "mlstack:artifacts:S3ArtifactStore"  # kept as an alias: deployed stacks replace nothing
+EXISTING_TYPE = _tokens.token("ExistingS3ArtifactStore")
+OLD_EXISTING_TYPE = "mlstack:artifacts:ExistingS3ArtifactStore"  # kept as an alias: deployed stacks replace nothing
 DEFAULT_PREFIX = "artifacts"
 
 
@@ -166,10 +168,10 @@ class S3ArtifactStore(pulumi.ComponentResource, _Grants):
     def __init__(
         self,
         name: str,
-        args: S3ArtifactStoreArgs | None = None,
+        args: S3ArtifactStoreArgs = {},  # noqa: B006 -- read once, never mutated
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(TYPE, name, None, opts)
+        super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
         a: dict[str, Any] = dict(args or {})
         problems = Problems(f"S3ArtifactStore {name!r}")
         problems.unknown_keys(a, S3ArtifactStoreArgs)
@@ -284,7 +286,9 @@ class ExistingS3ArtifactStore(S3ArtifactStore):
         kms_key_arn: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        pulumi.ComponentResource.__init__(self, EXISTING_TYPE, name, None, opts)
+        pulumi.ComponentResource.__init__(
+            self, EXISTING_TYPE, name, None, _tokens.with_old_token(opts, OLD_EXISTING_TYPE)
+        )
         problems = Problems(f"S3ArtifactStore.from_bucket_name {name!r}")
         check_prefix(problems, "prefix", prefix)
         check_bucket_args(problems, name, bucket_name=bucket_name, kms_key_arn=kms_key_arn)

@@ -3,7 +3,6 @@ manifest's compute section and the kubeconfig. The names themselves live in :mod
 runtime library (pipelines, doctor) imports too.
 """
 
-from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence

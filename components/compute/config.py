@@ -36,8 +36,30 @@ from .spec import ClusterConfig, ExistingClusterConfig, JobsConfig, NewVpc, Node
 
 REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
 ALL_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
-LOG_RETENTION_DAYS += (2922, 3288, 3653)
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 DEFAULT_VPC_CIDR = "10.40.0.0/16"
 DEFAULT_LOG_RETENTION_DAYS = 90
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

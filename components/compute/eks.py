@@ -28,7 +28,7 @@ import pulumi_kubernetes as k8s
 
 from mlstack import names
 
-from .. import _policy
+from .. import _policy, _tokens
 from .._args import InputPropertiesError
 from . import gpu_types
 from ._shared import JobsClusterBase, kubeconfig, require_region
@@ -65,7 +65,8 @@ JOBSET_LABEL = names.JOBSET_LABEL
 GPU_TAINT = names.GPU_TAINT
 GPU_TOLERATION = names.GPU_TOLERATION
 
-TYPE = "mlstack:compute:EksGpuCluster"
+TYPE = _tokens.token("EksGpuCluster")
+OLD_TYPE = "mlstack:compute:EksGpuCluster"  # kept as an alias: deployed stacks replace nothing
 OUTPUTS = (
     "cluster_name",
     "cluster_endpoint",
@@ -146,7 +147,7 @@ class EksGpuCluster(pulumi.ComponentResource, JobsClusterBase):
         args: EksGpuClusterArgs = {},  # noqa: B006 -- read once into frozen config, never mutated
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(TYPE, name, None, opts)
+        super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
         self._component_name = name
         region = aws.config.region
         cfg = resolve_cluster(

@@ -1,18 +1,19 @@
 """ExistingEksCluster: bring your own EKS cluster; mlstack adds the jobs namespace, service account and role."""
 
-from __future__ import annotations
 
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .. import _tokens
 from ._shared import JobsClusterBase, kubeconfig, require_region
 from .args import ExistingEksClusterArgs
 from .config import resolve_existing
 from .device_plugin import device_plugin
 
-TYPE = "mlstack:compute:ExistingEksCluster"
+TYPE = _tokens.token("ExistingEksCluster")
+OLD_TYPE = "mlstack:compute:ExistingEksCluster"  # kept as an alias: deployed stacks replace nothing
 OUTPUTS = (
     "cluster_name",
     "kubeconfig",
@@ -46,7 +47,7 @@ class ExistingEksCluster(pulumi.ComponentResource, JobsClusterBase):
         args: ExistingEksClusterArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(TYPE, name, None, opts)
+        super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
         cfg = resolve_existing(name, args or {})
         self.config = cfg
         self._component_name = name

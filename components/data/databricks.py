@@ -26,9 +26,11 @@ import pulumi_databricks as databricks
 
 from mlstack.manifest import validate_section
 
+from .. import _tokens
 from .._args import Problems
 
-TYPE = "mlstack:data:DatabricksDataLayer"
+TYPE = _tokens.token("DatabricksDataLayer")
+OLD_TYPE = "mlstack:data:DatabricksDataLayer"  # kept as an alias: deployed stacks replace nothing
 
 SQL_WAREHOUSE_SIZES = (
     "2X-Small",
@@ -207,10 +209,10 @@ class DatabricksDataLayer(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        args: DatabricksDataLayerArgs | None = None,
+        args: DatabricksDataLayerArgs = {},  # noqa: B006 -- read once, never mutated
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(TYPE, name, None, opts)
+        super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
         a: dict[str, Any] = dict(args or {})
         v = _validate(name, a)
         base = _base(name)

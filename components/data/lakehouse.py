@@ -8,14 +8,14 @@ cannot send results elsewhere or unencrypted.
 """
 
 import re
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
 from mlstack.manifest import validate_section
 
-from .. import _policy
+from .. import _policy, _tokens
 from .._args import Problems
 from .._s3 import (
     DEFAULT_ABORT_MULTIPART_DAYS,
@@ -29,7 +29,13 @@ from .._s3 import (
 )
 from ..artifacts.s3 import S3ArtifactStore, _bucket_location, grant_resource_name
 
-TYPE = "mlstack:data:S3Lakehouse"
+if TYPE_CHECKING:
+    S3ArtifactStoreRef = S3ArtifactStore
+else:  # the package schema types it Any: a resource reference from another language (components/provider.py)
+    S3ArtifactStoreRef = Any
+
+TYPE = _tokens.token("S3Lakehouse")
+OLD_TYPE = "mlstack:data:S3Lakehouse"  # kept as an alias: deployed stacks replace nothing
 DEFAULT_PREFIX = "lakehouse"
 RESULTS_DIR = "_athena_results"
 DEFAULT_SCAN_CUTOFF = 1024**4  # 1 TiB: about 5 USD per query at Athena's list price
@@ -81,7 +87,7 @@ _GLUE_WRITE = [
 class S3LakehouseArgs(TypedDict, total=False):
     """Arguments of :class:`S3Lakehouse`. Every field is optional."""
 
-    artifact_store: S3ArtifactStore
+    artifact_store: S3ArtifactStoreRef
     """An S3ArtifactStore whose bucket (and KMS key) the lakehouse shares, under its own prefix. Default: the
     lakehouse creates its own secure bucket (versioned, SSE-KMS, private, TLS-only, retained on destroy)."""
 
@@ -193,10 +199,10 @@ class S3Lakehouse(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        args: S3LakehouseArgs | None = None,
+        args: S3LakehouseArgs = {},  # noqa: B006 -- read once, never mutated
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(TYPE, name, None, opts)
+        super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
         a: dict[str, Any] = dict(args or {})
         problems = Problems(f"S3Lakehouse {name!r}")
         problems.unknown_keys(a, S3LakehouseArgs)

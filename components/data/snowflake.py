@@ -22,9 +22,11 @@ import pulumi_tls as tls
 
 from mlstack.manifest import validate_section
 
+from .. import _tokens
 from .._args import Problems, is_known
 
-TYPE = "mlstack:data:SnowflakeDataLayer"
+TYPE = _tokens.token("SnowflakeDataLayer")
+OLD_TYPE = "mlstack:data:SnowflakeDataLayer"  # kept as an alias: deployed stacks replace nothing
 
 WAREHOUSE_SIZES = (
     "XSMALL",
@@ -209,10 +211,10 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        args: SnowflakeDataLayerArgs | None = None,
+        args: SnowflakeDataLayerArgs = {},  # noqa: B006 -- read once, never mutated
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(TYPE, name, None, opts)
+        super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
         a: dict[str, Any] = dict(args or {})
         v = _validate(name, a)
         base = _base(name)

@@ -15,7 +15,8 @@
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict
+from enum import StrEnum
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -24,8 +25,9 @@ from mlstack import names
 from mlstack.manifest import from_dict, validate_section
 from mlstack.pipeline import security as job_security
 
-from .. import _network_policy
+from .. import _network_policy, _tokens
 from .._args import Problems
+from .._contracts import ArtifactStoreRef, ClusterRef
 from ..compute.eks import ROLE_LABEL, EksGpuCluster, ExistingEksCluster
 from . import versions
 
@@ -34,10 +36,21 @@ MANIFEST_CONFIGMAP = names.MANIFEST_CONFIGMAP
 MANIFEST_KEY = names.MANIFEST_KEY
 """Key of the manifest JSON in that ConfigMap."""
 RELEASE_NAME = "argo-workflows"
+TYPE = _tokens.token("ArgoWorkflows")
+OLD_TYPE = "mlstack:orchestrator:ArgoWorkflows"  # kept as an alias: deployed stacks replace nothing
 SERVER_SERVICE_ACCOUNT = "argo-server"
 CONTROLLER_SERVICE_ACCOUNT = "argo-workflow-controller"
 SERVER_PORT = 2746
 AUTH_MODES = ("client", "sso")
+
+
+class AuthMode(StrEnum):
+    """How the Argo server authenticates callers (never "server": that lets anyone act as its account)."""
+
+    CLIENT = "client"
+    """Bearer tokens (a Kubernetes token, e.g. from `aws eks get-token`), checked by the API server."""
+    SSO = "sso"
+    """Single sign-on through an OIDC provider (needs ``sso``)."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _URL = re.compile(r"^https://[^\s/]+(/[^\s]*)?$")
 
@@ -63,13 +76,13 @@ class ArgoSsoArgs(TypedDict, total=False):
 class ArgoWorkflowsArgs(TypedDict, total=False):
     """Arguments of :class:`ArgoWorkflows`."""
 
-    cluster: EksGpuCluster | ExistingEksCluster
+    cluster: ClusterRef
     """Required. The cluster to install into (its provider, jobs namespace and jobs service account): an
     EksGpuCluster, or ``EksGpuCluster.from_existing(...)`` for a cluster created elsewhere."""
-    artifact_store: Any
+    artifact_store: ArtifactStoreRef
     """The artifact store (S3ArtifactStore) holding Argo's artifacts under "<store prefix>/argo/".
     Default: the cluster's artifact_store; without either, Argo has no default artifact repository."""
-    auth_mode: Literal["client", "sso"]
+    auth_mode: AuthMode
     """How the Argo server authenticates callers. Default: "client" (bearer tokens: a Kubernetes token, e.g.
     from `aws eks get-token`, checked by the API server). "sso" needs `sso`."""
     sso: ArgoSsoArgs
@@ -191,15 +204,26 @@ class ArgoWorkflows(pulumi.ComponentResource):
     ``chart_version``, ``manifest_section``. Call :meth:`publish_manifest` with the whole stack manifest.
     """
 
-    manifest_section: pulumi.Output[dict]
+    namespace: pulumi.Output[str]
+    """Namespace of the controller and server."""
+    workflow_namespace: pulumi.Output[str]
+    """Namespace where workflows run (the cluster's jobs namespace)."""
+    workflow_service_account_name: str
+    """Service account workflow pods run as."""
+    server_url: str
+    """In-cluster URL of the Argo server."""
+    chart_version: str
+    """The argo-workflows chart version installed."""
+    manifest_section: pulumi.Output[dict[str, Any]]
+    """The manifest's ``orchestrator`` section."""
 
     def __init__(
         self,
         name: str,
-        args: ArgoWorkflowsArgs | None = None,
+        args: ArgoWorkflowsArgs = {},  # noqa: B006 -- read once, never mutated
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("mlstack:orchestrator:ArgoWorkflows", name, None, opts)
+        super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
         a: dict[str, Any] = dict(args or {})
         _validate(name, a)
         cluster: EksGpuCluster | ExistingEksCluster = a["cluster"]
@@ -207,7 +231,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
         self.cluster = cluster
         store = a.get("artifact_store") or getattr(cluster, "artifact_store", None)
         self.artifact_store = store
-        self.chart_version: str = a.get("chart_version", versions.ARGO_CHART_VERSION)
+        self.chart_version = a.get("chart_version", versions.ARGO_CHART_VERSION)
         self.auth_mode: str = a.get("auth_mode", "client")
         kopts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
         labels = {"app.kubernetes.io/managed-by": "mlstack", "app.kubernetes.io/part-of": "argo-workflows"}
@@ -225,7 +249,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
             },
             opts=kopts,
         )
-        self.namespace: pulumi.Output[str] = namespace.metadata.apply(lambda m: m["name"])
+        self.namespace = namespace.metadata.apply(lambda m: m["name"])
         # default-deny ingress, DNS + HTTPS egress; the server's port only from the jobs namespace (and any peers
         # the owner lists); kubectl port-forward reaches the pod through the kubelet, outside any policy
         jobs_ns = getattr(cluster, "jobs_namespace_name", None)
@@ -246,9 +270,9 @@ class ArgoWorkflows(pulumi.ComponentResource):
                 )
             ],
         )
-        self.workflow_namespace: pulumi.Output[str] = cluster.jobs_namespace
-        self.workflow_service_account_name: str = cluster.jobs_service_account_name
-        self.server_url: str = f"https://{RELEASE_NAME}-server.{ns_name}.svc:{SERVER_PORT}"
+        self.workflow_namespace = cluster.jobs_namespace
+        self.workflow_service_account_name = cluster.jobs_service_account_name
+        self.server_url = f"https://{RELEASE_NAME}-server.{ns_name}.svc:{SERVER_PORT}"
 
         # ------------------------------------------------------------ workflow RBAC (jobs namespace)
         # What Argo's emissary executor needs from the API (v3.4+): report step results; plus artifact GC.

@@ -34,7 +34,7 @@ COLORS = {
 
 
 def short_type(t: str) -> str:
-    """'aws:s3/bucket:Bucket' -> 'aws s3 Bucket'; 'mlstack:compute:EksGpuCluster' -> 'EksGpuCluster'."""
+    """'aws:s3/bucket:Bucket' -> 'aws s3 Bucket'; 'mlstack:index:EksGpuCluster' -> 'EksGpuCluster'."""
     parts = t.split(":")
     if len(parts) == 3:
         mod = parts[1].split("/")[0]

@@ -74,7 +74,7 @@ def test_chart_pinned_helm_v3_release(rec: Recording) -> None:
     provider = rec.one("pulumi:providers:kubernetes")
     rel = rec.one("kubernetes:helm.sh/v3:Release")
     assert rel.options["provider"].startswith(provider.urn)
-    comp = rec.one("mlstack:orchestrator:ArgoWorkflows")
+    comp = rec.one("mlstack:index:ArgoWorkflows")
     assert rel.parent == comp.urn
 
 

@@ -14,7 +14,7 @@ from mlstack import _astutil
 from mlstack.plan.mock_runtime import ACCOUNT_ID, contains_secret
 
 ROOT = Path(__file__).resolve().parents[2]
-STORE = "mlstack:artifacts:S3ArtifactStore"
+STORE = "mlstack:index:S3ArtifactStore"
 BUCKET = "aws:s3/bucket:Bucket"
 KEY = "aws:kms/key:Key"
 POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -430,7 +430,7 @@ def test_from_bucket_name_creates_only_grants_and_warns(pulumi_run, caplog) -> N
     with caplog.at_level(logging.WARNING):
         rec = pulumi_run(program)
     assert not rec.by_type(BUCKET) and not rec.by_type(KEY)
-    assert {r.type for r in rec.resources} == {"mlstack:artifacts:ExistingS3ArtifactStore", POLICY}
+    assert {r.type for r in rec.resources} == {"mlstack:index:ExistingS3ArtifactStore", POLICY}
     assert rec.stack_outputs["cn_arn"] == "arn:aws-cn:s3:::acme-cn"
     assert rec.stack_outputs["section"] == {
         "kind": "s3",

@@ -89,7 +89,7 @@ def _default_program() -> None:
 
 def test_no_duplicate_urns_and_everything_is_a_child(rec: Recording) -> None:
     assert not rec.duplicate_urns()
-    comp = rec.one("mlstack:compute:EksGpuCluster")
+    comp = rec.one("mlstack:index:EksGpuCluster")
     assert {r.urn for r in rec.descendants(comp)} == {r.urn for r in rec.resources if r is not comp}
 
 
@@ -364,7 +364,7 @@ def test_kubeconfig_is_secret_and_holds_no_token(rec: Recording) -> None:
     exec_ = doc["users"][0]["user"]["exec"]
     assert exec_["command"] == "aws" and "get-token" in exec_["args"]
     assert "token" not in doc["users"][0]["user"]
-    comp = rec.one("mlstack:compute:EksGpuCluster")
+    comp = rec.one("mlstack:index:EksGpuCluster")
     assert is_secret(comp.outputs["kubeconfig"])
     provider = rec.one("pulumi:providers:kubernetes")
     assert is_secret(provider.inputs["kubeconfig"])
@@ -596,7 +596,7 @@ def test_existing_cluster_adds_only_the_jobs_identity(pulumi_run) -> None:
         pulumi.export("manifest", c.manifest_section)
 
     rec = pulumi_run(program)
-    assert rec.one("mlstack:compute:ExistingEksCluster")
+    assert rec.one("mlstack:index:ExistingEksCluster")
     assert not rec.by_type("aws:eks/cluster:Cluster") and not rec.by_type("aws:eks/nodeGroup:NodeGroup")
     assert not rec.by_type("kubernetes:apps/v1:DaemonSet")  # the cluster runs its own device plugin
     trust = json.loads(rec.one("aws:iam/role:Role", "byo-jobs").inputs["assumeRolePolicy"])

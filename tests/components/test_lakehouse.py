@@ -13,7 +13,7 @@ from mlstack.plan.mock_runtime import contains_secret
 from tests.components.test_artifact_store import _actions, _statements, _typed_dict_fields
 
 ROOT = Path(__file__).resolve().parents[2]
-LAKE = "mlstack:data:S3Lakehouse"
+LAKE = "mlstack:index:S3Lakehouse"
 DB = "aws:glue/catalogDatabase:CatalogDatabase"
 WG = "aws:athena/workgroup:Workgroup"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -124,7 +124,7 @@ def test_on_the_artifact_store_bucket(pulumi_run) -> None:
 
     rec = pulumi_run(program)
     assert len(rec.by_type(BUCKET)) == 1 and len(rec.by_type(KEY)) == 1  # the store's, nothing new
-    assert rec.one(BUCKET).parent == rec.one("mlstack:artifacts:S3ArtifactStore").urn
+    assert rec.one(BUCKET).parent == rec.one("mlstack:index:S3ArtifactStore").urn
     bucket = rec.one(BUCKET).state["bucket"]
     assert rec.stack_outputs["section"]["location"] == f"s3://{bucket}/lakehouse"
     assert rec.stack_outputs["section"]["region"] == "eu-west-1"

@@ -155,7 +155,7 @@ def test_manifest_output_is_the_whole_valid_manifest_without_secrets(pulumi_run)
     assert (m["project"], m["stack"], m["version"]) == ("p", "dev", 1)
     assert m["artifacts"]["bucket"] == "art-bucket" and m["data"]["kind"] == "lakehouse"
     assert m["compute"]["namespace"] == "ml-jobs" and m["orchestrator"]["kind"] == "argo"
-    comp = rec.one("mlstack:stack:MLStack")
+    comp = rec.one("mlstack:index:MLStack")
     assert comp.outputs["manifest"] == m
 
 
@@ -182,7 +182,7 @@ def test_configmap_through_the_orchestrator(pulumi_run) -> None:
 def test_configmap_fallback_in_the_jobs_namespace(pulumi_run) -> None:
     rec = pulumi_run(_stack(publish=False), project="p", stack="dev")
     cm = rec.one("kubernetes:core/v1:ConfigMap")
-    assert cm.name == "ml-manifest" and cm.parent == rec.one("mlstack:stack:MLStack").urn
+    assert cm.name == "ml-manifest" and cm.parent == rec.one("mlstack:index:MLStack").urn
     assert (
         cm.inputs["metadata"]["name"] == "mlstack-manifest"
         and cm.inputs["metadata"]["namespace"] == "ml-jobs"
@@ -207,7 +207,7 @@ def test_warehouse_login_files_go_to_a_secret_in_the_jobs_namespace(pulumi_run) 
         "connections.toml": '[default]\nprivate_key_file = "/var/run/secrets/snowflake/rsa_key.p8"\n',
         "rsa_key.p8": "PEM",
     }
-    mount = rec.one("mlstack:stack:MLStack").outputs["data_credentials_mount"]
+    mount = rec.one("mlstack:index:MLStack").outputs["data_credentials_mount"]
     assert mount == {
         "secret": "mlstack-data-credentials",
         "files": ["connections.toml", "rsa_key.p8"],

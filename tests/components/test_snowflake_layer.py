@@ -12,7 +12,7 @@ from mlstack.plan.mock_runtime import contains_secret, is_secret, unwrap_secrets
 from tests.components.test_artifact_store import _typed_dict_fields
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYER = "mlstack:data:SnowflakeDataLayer"
+LAYER = "mlstack:index:SnowflakeDataLayer"
 GRANT = "snowflake:index/grantPrivilegesToAccountRole:GrantPrivilegesToAccountRole"
 ROLE_GRANT = "snowflake:index/grantAccountRole:GrantAccountRole"
 ACCOUNT = {"account": "acme-ml"}

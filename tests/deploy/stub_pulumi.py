@@ -92,7 +92,7 @@ def main(argv: list) -> None:
             )
             fail("error: update failed")
         print(f"{'Updating' if cmd == 'up' else cmd.capitalize() + 'ing'} ({stack})")
-        print(" +  mlstack:stack:MLStack platform create")
+        print(" +  mlstack:index:MLStack platform create")
         print("Resources:\n    + 3 to create" if cmd != "destroy" else "Resources:\n    - 3 deleted")
         changes = {"create": 3} if cmd != "destroy" else {"delete": 3}
         log = flag(args, "--event-log")

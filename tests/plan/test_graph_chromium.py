@@ -96,10 +96,10 @@ def test_plan_html_in_headless_chromium(stack: str, tmp_path: Path, capsys) -> N
     components = [r for r in plan["resources"] if r["component"]]
     if stack != "bare":
         assert {c["type"] for c in components} >= {
-            "mlstack:stack:MLStack",
-            "mlstack:artifacts:S3ArtifactStore",
-            "mlstack:compute:EksGpuCluster",
-            "mlstack:orchestrator:ArgoWorkflows",
+            "mlstack:index:MLStack",
+            "mlstack:index:S3ArtifactStore",
+            "mlstack:index:EksGpuCluster",
+            "mlstack:index:ArgoWorkflows",
         }
     from mlstack.plan import run_plan
     from mlstack.plan.graph import component_edges

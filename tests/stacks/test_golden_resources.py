@@ -115,7 +115,10 @@ def snapshot(path: Path) -> dict[str, Any]:
             "options": options,
         }
         _drop_token_alias(entry)
-        resources.append(_old_tokens(entry))
+        entry = _old_tokens(entry)
+        # sorted after the rewrite: the order of URNs must not depend on which token spelling they carry
+        entry["options"]["dependencies"] = sorted(entry["options"]["dependencies"])
+        resources.append(entry)
     resources.sort(key=lambda e: e["urn"])
     d = result.to_dict()
     # lists built in registration order, which varies from run to run: compared as sorted lists

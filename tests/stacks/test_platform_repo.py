@@ -22,11 +22,11 @@ def test_plans_with_no_findings(plan) -> None:
     assert plan.project == "acme-ml-platform"
     assert plan.findings == [], [f.message for f in plan.findings]
     assert {c.type for c in plan.recording.components()} >= {
-        "mlstack:stack:MLStack",
-        "mlstack:data:SnowflakeDataLayer",
-        "mlstack:compute:EksGpuCluster",
-        "mlstack:orchestrator:ArgoWorkflows",
-        "mlstack:artifacts:S3ArtifactStore",
+        "mlstack:index:MLStack",
+        "mlstack:index:SnowflakeDataLayer",
+        "mlstack:index:EksGpuCluster",
+        "mlstack:index:ArgoWorkflows",
+        "mlstack:index:S3ArtifactStore",
     }
 
 

@@ -53,10 +53,10 @@ def test_components_and_manifest(planned) -> None:
     name, r = planned
     types = {x.type for x in r.recording.components()}
     assert {
-        "mlstack:stack:MLStack",
-        "mlstack:artifacts:S3ArtifactStore",
-        "mlstack:compute:EksGpuCluster",
-        "mlstack:orchestrator:ArgoWorkflows",
+        "mlstack:index:MLStack",
+        "mlstack:index:S3ArtifactStore",
+        "mlstack:index:EksGpuCluster",
+        "mlstack:index:ArgoWorkflows",
     } <= types
     m = r.recording.stack_outputs["manifest"]
     from mlstack import manifest

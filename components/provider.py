@@ -1,0 +1,145 @@
+"""mlstack's components as a Pulumi package for every language (YAML, TypeScript, Go, C#, Java, Python).
+
+Pulumi's Python SDK hosts Python components as a provider: :class:`ComponentProvider` infers the package
+schema from the components' type annotations (the ``XxxArgs`` TypedDicts, the str Enums, the ``Output``
+annotations on each class) and serves ``GetSchema`` and ``Construct`` over gRPC. The repository root holds
+``PulumiPlugin.yaml`` and ``__main__.py``, so ``pulumi package add <path to this repository>`` generates an SDK
+for the calling program's language; ``schema.json`` beside this module is the checked-in schema
+(tests/components/test_provider.py keeps it equal to what the analyzer builds, docs/components is generated
+from it).
+
+Wiring components together from another language (design, docs/components/README.md):
+
+- **References that resolve.** Inputs that take another component (``EksGpuCluster.artifactStore``,
+  ``ArgoWorkflows.cluster``, ``MLStack.data/compute/orchestrator/artifacts``) are typed ``Any`` in the schema;
+  the calling program passes the component itself (``${cluster}`` in YAML, ``cluster`` in TypeScript/Go), which
+  reaches the provider as a resource reference. The engine sends every Construct of one deployment to the same
+  provider process, so the reference resolves to the live component built there moments before, with its
+  methods (``grant_write``, ``irsa_role``, ``publish_manifest``) and its Kubernetes provider. A reference the
+  process did not build (another stack's component, or one built by another provider version) is refused with
+  an error naming the input: pass plain values (names, ARNs, ``ExistingEksCluster``) instead.
+- **Plain outputs.** Every component exports names, ARNs and its manifest section as ordinary outputs
+  (``clusterName``, ``bucketName``, ``jobsRoleArn``, ``manifestSection``, ...), for wiring into resources of
+  other packages.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.provider.experimental.component import ComponentProvider
+from pulumi.runtime.rpc import ResourceModule, register_resource_module
+
+from ._tokens import PACKAGE
+
+SCHEMA_PATH = Path(__file__).with_name("schema.json")
+SCHEMA_VERSION = "0.1.0"
+"""The package version in the schema (SDKs generated from it carry it); bump with breaking schema changes."""
+
+# what the package exports, in docs order (the Python-only helpers, e.g. ExistingS3ArtifactStore, stay out)
+COMPONENTS = {
+    "S3ArtifactStore": "mlstack.components.artifacts.s3",
+    "EksGpuCluster": "mlstack.components.compute.eks",
+    "ExistingEksCluster": "mlstack.components.compute.existing",
+    "DatabricksDataLayer": "mlstack.components.data.databricks",
+    "S3Lakehouse": "mlstack.components.data.lakehouse",
+    "SnowflakeDataLayer": "mlstack.components.data.snowflake",
+    "ArgoWorkflows": "mlstack.components.orchestrator.argo",
+    "MLStack": "mlstack.components.stack",
+}
+
+
+def component_classes() -> list[type[pulumi.ComponentResource]]:
+    return [getattr(importlib.import_module(mod), name) for name, mod in COMPONENTS.items()]
+
+
+class _Live:
+    """Components this process constructed, by (type token, name): what resource references resolve to."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple[str, str], pulumi.ComponentResource] = {}
+
+    def construct(self, cls: type[pulumi.ComponentResource], name: str, args: Any, opts: Any) -> Any:
+        instance = cls(name, _whole_numbers(args), opts)  # type: ignore[call-arg]
+        self.by_key[(f"{PACKAGE}:index:{cls.__name__}", name)] = instance  # the host serves index tokens
+        return instance
+
+
+def _whole_numbers(value: Any) -> Any:
+    """Numbers cross gRPC as doubles (protobuf Struct): give integer-valued ones back as ints, as a Python
+    caller would pass them (the schema types these fields integer; 2.5 stays 2.5 and is refused by name)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
+
+
+class _References(ResourceModule):
+    """Resolves a reference to an ``mlstack:index:*`` component to the live object (see the module docstring)."""
+
+    def __init__(self, live: _Live) -> None:
+        self.live = live
+
+    def version(self) -> None:
+        return None
+
+    def construct(self, name: str, typ: str, urn: str) -> pulumi.Resource:
+        found = self.live.by_key.get((typ, name))
+        if found is None:
+            raise UnresolvedReference(typ, name, urn)
+        return found
+
+
+class UnresolvedReference(Exception):
+    def __init__(self, typ: str, name: str, urn: str) -> None:
+        super().__init__(
+            f"{urn}: a reference to {typ} {name!r} that this deployment did not construct through the mlstack "
+            "provider; pass a component built in the same program, or plain values (names, ARNs, or an "
+            "ExistingEksCluster for a cluster built elsewhere)"
+        )
+
+
+class MLStackProvider(ComponentProvider):
+    """ComponentProvider whose component references resolve to the components it built."""
+
+    def __init__(self, version: str = SCHEMA_VERSION) -> None:
+        super().__init__(component_classes(), PACKAGE, version=version)
+        self.live = _Live()
+        # the host calls self._components[type](name, args, opts): remember each instance it builds
+        for key, cls in list(self._components.items()):
+            self._components[key] = functools.partial(self.live.construct, cls)  # type: ignore[assignment]
+        register_resource_module(PACKAGE, "index", _References(self.live))
+
+
+def build_schema() -> dict[str, Any]:
+    """The package schema exactly as Pulumi's analyzer infers it (no provider registration side effects)."""
+    provider = ComponentProvider(component_classes(), PACKAGE, version=SCHEMA_VERSION)
+    return json.loads(provider.schema or "{}")
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the package the way the engine starts a plugin: print the port, answer over gRPC."""
+    from pulumi.provider import main as serve
+
+    serve(MLStackProvider(), list(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":  # python -m mlstack.components.provider [--write-schema]
+    if sys.argv[1:] == ["--write-schema"]:
+        SCHEMA_PATH.write_text(schema_text(build_schema()))
+        print(f"wrote {SCHEMA_PATH}")
+    else:
+        main()
