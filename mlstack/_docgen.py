@@ -166,6 +166,16 @@ def _constants(tree: ast.Module) -> dict[str, str]:
             and isinstance(node.value.value, str)
         ):
             out[node.targets[0].id] = node.value.value
+        elif (  # TYPE = _tokens.token("Name") (components/_tokens.py): mlstack:index:Name
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Call)
+            and ast.unparse(node.value.func).endswith("_tokens.token")
+            and node.value.args
+            and isinstance(node.value.args[0], ast.Constant)
+        ):
+            out[node.targets[0].id] = f"mlstack:index:{node.value.args[0].value}"
     return out
 
 
@@ -580,7 +590,8 @@ def render_index(pages: dict[str, Component]) -> str:
     lines += [
         "One page per component, generated from its `XxxArgs` TypedDict and docstrings "
         "(`python -m mlstack._docgen`; `tests/test_component_docs.py` fails when a page is stale or a field "
-        "does not say what happens by default).",
+        "does not say what happens by default). From YAML, TypeScript or Go: [package.md](package.md), "
+        "generated from the package schema.",
         "",
         "| Component | Type token | Summary |",
         "|---|---|---|",

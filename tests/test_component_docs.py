@@ -275,4 +275,4 @@ def test_every_exported_component_has_a_page_with_its_type_token():
     for name in exported:
         page = _docgen.DOCS_DIR / f"{name.lower()}.md"
         assert page.is_file(), page
-        assert f"`mlstack:{exported[name].split('.')[2]}:" in page.read_text()
+        assert f"`mlstack:index:{name}`" in page.read_text()
