@@ -74,10 +74,16 @@ class MissingExtraError(MlstackError):
     headline = "missing optional dependency"
 
     def __init__(self, module: str, extra: str, feature: str) -> None:
-        # one line that names the extra and the command installing it; the fix repeats it for --json
+        # one line that names the extra and the command installing it; the fix repeats it for --json.
+        # ``module``/``extra`` may list several, comma-separated: "pulumi,boto3" / "components,aws"
+        mods = [m.strip() for m in module.split(",") if m.strip()]
+        what = (
+            f"the Python package '{mods[0]}' is not installed"
+            if len(mods) == 1
+            else f"the Python packages {', '.join(repr(m) for m in mods)} are not installed"
+        )
         super().__init__(
-            f"{feature} needs mlstack[{extra}] (the Python package '{module}' is not installed): "
-            f"pip install 'mlstack[{extra}]'",
+            f"{feature} needs mlstack[{extra}] ({what}): pip install 'mlstack[{extra}]'",
             fix=f"pip install 'mlstack[{extra}]'",
         )
         self.module = module
@@ -148,3 +154,21 @@ def require(module: str, extra: str, feature: str):
         if exc.name and exc.name.split(".")[0] == top:
             raise MissingExtraError(top, extra, feature) from exc
         raise
+
+
+def require_extras(feature: str, needs: dict[str, str]) -> None:
+    """Check several optional dependencies at once (``{module: extra}``, without importing them): one
+    MissingExtraError naming every extra that is missing."""
+    import importlib.util
+
+    missing: dict[str, str] = {}
+    for module, extra in needs.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing[module.split(".")[0]] = extra
+    if missing:
+        extras = ",".join(dict.fromkeys(missing.values()))
+        raise MissingExtraError(",".join(missing), extras, feature)

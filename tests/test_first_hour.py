@@ -101,6 +101,7 @@ def test_the_venvs_and_files_a_newcomer_makes_are_ignored() -> None:
         "examples/churn/.mlstack/mlstack.json",
         "plan.html",
         "platform.html",
+        "report.html",
     ]
     r = subprocess.run(["git", "check-ignore", "--no-index", *made], cwd=ROOT, capture_output=True, text=True)
     assert sorted(r.stdout.split()) == sorted(made)

@@ -94,6 +94,10 @@ def doctor(
         ctx.obj = {"manifest": manifest_path, "json": json_out, "timeout": timeout}
         return
     if preflight is not None:
+        from mlstack.errors import require_extras
+
+        # both before anything runs: the plan needs Pulumi, the checks need boto3
+        require_extras("mlstack doctor --preflight", {"pulumi": "components", "boto3": "aws"})
         from mlstack.doctor import preflight as pf
 
         report, meta = pf.preflight_path(preflight, timeout=timeout)

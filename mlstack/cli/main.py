@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         rv = root.main(args=args, prog_name="mlstack", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except MissingExtraError as exc:  # said the same way by every verb: "mlstack VERB needs mlstack[EXTRA]"
-        err = MissingExtraError(exc.module, exc.extra, _verb(root, args))
+        verb = _verb(root, args)
+        # a verb that named itself more precisely ("mlstack doctor --preflight") keeps its words
+        feature = exc.feature if exc.feature.startswith(verb + " ") else verb
+        err = MissingExtraError(exc.module, exc.extra, feature)
         code = _report(err.message, err.fix, type(err).__name__, err.exit_code, args, debug, exc)
     except MlstackError as exc:
         code = _report(exc.message, exc.fix, type(exc).__name__, exc.exit_code, args, debug, exc)

@@ -67,7 +67,13 @@ def test_the_extras_table_matches_pyproject() -> None:
             "mlstack plan",
             "components",
         ),
-        (["pulumi"], ["doctor", "--preflight", "stacks/aws-snowflake"], "mlstack doctor", "components"),
+        (
+            ["pulumi"],
+            ["doctor", "--preflight", "stacks/aws-snowflake"],
+            "mlstack doctor --preflight",
+            "components",
+        ),
+        (["boto3"], ["doctor", "--preflight", "stacks/aws-snowflake"], "mlstack doctor --preflight", "aws"),
         (["pulumi"], ["up", "stacks/aws-snowflake", "--stack", "prod"], "mlstack up", "components"),
         (["hera"], ["render", "examples/gpu-finetune", "--argo"], "mlstack render", "k8s"),
         (["duckdb"], ["data", "query", "select 1"], "mlstack data query", "local"),
@@ -114,3 +120,13 @@ def test_optional_extras_finding() -> None:
     some = environment.optional_extras_finding(m, installed=lambda mod: not mod.startswith("pulumi"))
     assert some.status == "warn" and some.detail.startswith("not installed: components (plan")
     assert some.fix and some.fix.startswith("pip install 'mlstack[components]'")
+
+
+def test_every_missing_extra_of_a_verb_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "stacks").symlink_to(ROOT / "stacks")
+    r = run_without(["pulumi", "boto3"], "doctor", "--preflight", "stacks/aws-snowflake", cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        "error: mlstack doctor --preflight needs mlstack[components,aws] (the Python packages 'pulumi', "
+        "'boto3' are not installed): pip install 'mlstack[components,aws]'"
+    ]
