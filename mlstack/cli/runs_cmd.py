@@ -220,7 +220,17 @@ def _print_run(r: Any, doc: dict[str, Any]) -> None:
                 console.print(f"  {text}", markup=False)
     if r.unreadable_steps:
         console.print(f"Unreadable step records: {', '.join(r.unreadable_steps)}", markup=False)
+    cards = [(s.label, s.card) for s in r.steps.flat() if s.card is not None]
+    if cards:
+        console.print("Cards:", markup=False)
+        for lbl, card in cards:
+            items = card.get("items") or []
+            kinds = ", ".join(dict.fromkeys(str(i.get("type")) for i in items))
+            what = f"unreadable ({card['error']})" if card.get("error") else f"{len(items)} items ({kinds})"
+            console.print(f"  {lbl}: {what}", markup=False)
     console.print(f"Logs: mlstack runs logs {r.id} [STEP]", markup=False)
+    if cards and "report" not in doc:
+        console.print(f"Report: mlstack runs show {r.id} --html report.html", markup=False)
 
 
 @runs_app.command("logs")

@@ -239,6 +239,14 @@ def main(argv: list[str] | None = None) -> int:
         _failed_meta(ns)
         _pod_end(pod, "failed", error=f"{type(exc).__name__}: {exc}")
         return 1
+    except (SystemExit, KeyboardInterrupt) as exc:
+        # not Exceptions, but the step failed all the same (user code calling sys.exit(), Ctrl-C): the
+        # record still says so and keeps the artifacts, aliases and tables it wrote before
+        rc, error = _exit_of(exc)
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        _failed_meta(ns)
+        _pod_end(pod, "failed", error=error)
+        return rc
     if os.environ.get("MLSTACK_NODE_RANK", "0") != "0":
         pass  # a multi-node step's result is node rank 0's; the other workers only took part
     elif ns.argo:
@@ -260,6 +268,19 @@ def main(argv: list[str] | None = None) -> int:
         write_meta(d, result)
     print(f"[mlstack] step {s.name} done in {time.time() - started:.2f}s", flush=True)
     return 0
+
+
+def _exit_of(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the record's error for a step left by SystemExit or KeyboardInterrupt. A step that
+    exits, even with code 0, returned no result: it failed (exit code 1 unless it named another)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return 130, "the step was interrupted (KeyboardInterrupt)"
+    code = exc.code if isinstance(exc, SystemExit) else None
+    if isinstance(code, int) and not isinstance(code, bool):
+        return (code if code != 0 else 1), f"the step called sys.exit({code}) before returning a result"
+    if code is None:
+        return 1, "the step called sys.exit() before returning a result"
+    return 1, f"the step exited: {code}"
 
 
 PREVIEW = 160

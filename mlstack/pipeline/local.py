@@ -381,7 +381,6 @@ class LocalRunner:
             "artifacts": [w for w in res.writes if w.get("type") == "artifact"],
             "aliases": [w for w in res.writes if w.get("type") == "alias"],
             "tables_written": [w for w in res.writes if w.get("type") == "table"],
-            "cards": [],
         }
         if res.index is not None and pipe.steps[res.name].foreach in pipe.params:
             doc["item"] = (res.key or {}).get("item")

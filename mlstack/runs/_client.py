@@ -92,6 +92,17 @@ class StepRun:
             return "[" + ", ".join(parts) + "]" if parts else None
         return self.doc.get("result_preview")
 
+    @property
+    def card(self) -> dict[str, Any] | None:
+        """The card document this step (branch) stored with :mod:`mlstack.card`, or None. A fan-out step's
+        own StepRun has none: each branch has its own (``steps["train[1]"].card``)."""
+        return self._run.cards.get(self.label)
+
+    @property
+    def cards(self) -> builtins.list[dict[str, Any]]:
+        """The items of this step's card in call order (markdown, table, image with its blob), or []."""
+        return builtins.list((self.card or {}).get("items") or [])
+
     def log(self) -> str:
         """The step's log (every branch's, one after another, for a fan-out step)."""
         if self.branches:
@@ -136,11 +147,16 @@ class StepRun:
             "tables_read",
             "artifacts_read",
             "tables_written",
-            "cards",
             "error",
         ):
             if d.get(k) not in (None, [], {}):
                 out[k] = d[k]
+        # the card lives beside the record (written as the step calls mlstack.card), not in it
+        card = None if self.branches else self.card
+        if card is not None:
+            out["cards"] = builtins.list(card.get("items") or [])
+            if card.get("error"):
+                out["cards_error"] = card["error"]
         return out
 
     def __repr__(self) -> str:
@@ -211,6 +227,7 @@ class Run:
             self.status, self.reason = store.effective_status(rec)
         self._entry = entry
         self._steps: Steps | None = None
+        self._cards: dict[str, dict[str, Any]] | None = None
         self.unreadable_steps: builtins.list[str] = []
 
     # ---- run fields
@@ -275,6 +292,14 @@ class Run:
         for name, got in by.items():  # records of steps the DAG does not name (older record): keep them
             out[name] = StepRun(self, name, None, got.get(None), missing)
         return Steps(out)
+
+    @property
+    def cards(self) -> dict[str, dict[str, Any]]:
+        """The card documents steps stored with the run, by step label (``train[1]`` for a branch); one
+        listing of ``runs/records/<id>/cards/``. A card that cannot be read is ``{"error": ..., "items": []}``."""
+        if self._cards is None:
+            self._cards = _read_cards(self.store, self.id) if self.record else {}
+        return self._cards
 
     def _load_result(self, doc: dict[str, Any]) -> Any:
         if "result" in doc:
@@ -366,6 +391,30 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, pipeline={self.pipeline!r}, status={self.status!r})"
+
+
+def _read_cards(store: RunStore, run_id: str) -> dict[str, dict[str, Any]]:
+    from mlstack.card import CARDS
+
+    backend = store.backend
+    prefix = CARDS.format(run=run_id)
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(backend.list_keys(prefix)):
+        if not key.endswith(".json"):
+            continue
+        leaf = key[len(prefix) : -len(".json")]
+        name, _, branch = leaf.partition("@")
+        lbl = name if not branch else f"{name}[{branch}]"
+        try:
+            got = backend.read_doc(key)
+            doc = json.loads(got[0]) if got else None
+            if not isinstance(doc, dict) or not isinstance(doc.get("items"), builtins.list):
+                raise ValueError("not a card document")
+        except Exception as exc:  # one bad card must not hide the run or the other cards
+            out[lbl] = {"error": f"{type(exc).__name__}: {exc}", "items": []}
+            continue
+        out[lbl] = doc
+    return out
 
 
 def _aggregate(statuses: builtins.list[str], missing: str, count: Any) -> str:

@@ -383,7 +383,6 @@ class PodRecorder:
             "artifacts": [w for w in writes if w.get("type") == "artifact"],
             "aliases": [w for w in writes if w.get("type") == "alias"],
             "tables_written": [w for w in writes if w.get("type") == "table"],
-            "cards": [],
         }
         if self.branch is not None and self.step.foreach in self.pipe.params:
             doc["item"] = (self.key or {}).get("item")

@@ -24,8 +24,6 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from mlstack.card import CARDS
-
 # status -> (fill, text colour); the DAG, the timeline and the badges share them
 COLOURS = {
     "succeeded": ("#15803d", "#ffffff"),
@@ -402,25 +400,7 @@ def _lnode(
 # ---------------------------------------------------------------- cards
 def cards_of(run: Any) -> dict[str, dict[str, Any]]:
     """The card documents of a run by step label (``train[1]`` for a branch); unreadable ones say why."""
-    backend = run.store.backend
-    prefix = CARDS.format(run=run.id)
-    out: dict[str, dict[str, Any]] = {}
-    for key in sorted(backend.list_keys(prefix)):
-        if not key.endswith(".json"):
-            continue
-        leaf = key[len(prefix) : -len(".json")]
-        name, _, branch = leaf.partition("@")
-        label = name if not branch else f"{name}[{branch}]"
-        try:
-            got = backend.read_doc(key)
-            doc = json.loads(got[0]) if got else None
-            if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
-                raise ValueError("not a card document")
-        except Exception as exc:
-            out[label] = {"error": f"{type(exc).__name__}: {exc}", "items": []}
-            continue
-        out[label] = doc
-    return out
+    return run.cards
 
 
 def _card_item(run: Any, item: dict[str, Any]) -> str:
