@@ -84,3 +84,29 @@ def silent_port() -> Iterator[int]:
         for c in held:
             c.close()
         srv.close()
+
+
+class Attempts:
+    """Spies on the boto3 clients a check builds: their config and every HTTP attempt they send.
+
+    Dead-endpoint tests assert behaviour (one attempt, no retries, the timeouts the doctor was given) instead
+    of wall-clock seconds, which a loaded machine stretches."""
+
+    def __init__(self) -> None:
+        self.clients: list[Any] = []
+        self.sent: list[tuple[str, str]] = []  # (operation, url) of each attempt, retries included
+
+    def watch(self, client: Any) -> Any:
+        def _sent(request: Any, event_name: str = "", **_: Any) -> None:
+            self.sent.append((event_name.rsplit(".", 1)[-1], request.url))
+
+        self.clients.append(client)
+        client.meta.events.register("before-send", _sent)
+        return client
+
+    @staticmethod
+    def settle() -> None:
+        """Wait for the check threads the deadline left running (so late retries would be counted too)."""
+        for t in threading.enumerate():
+            if t.name.startswith("doctor:"):
+                t.join(60)

