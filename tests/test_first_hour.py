@@ -139,3 +139,42 @@ def test_identical_findings_are_reported_once() -> None:
     same = fail("x.credentials", "no credentials", "log in")
     rep = run_checks([Check("a", lambda s, t: s.add(same)), Check("b", lambda s, t: s.add(same))], 5)
     assert rep.findings == [same]
+
+
+def test_the_local_tour_runs_line_by_line_as_written(tmp_path: Path) -> None:
+    """Issue #15's acceptance: the README tour's local block, each line exactly as written through a shell, in a
+    fresh folder holding the checkout's examples (so the stack starts empty and nothing lands in the checkout)."""
+    import os
+    import sys
+
+    lines = next(ls for intro, ls in _tour() if "[local,examples]" in intro)
+    assert lines[0].startswith("mlstack demo") and len(lines) >= 8
+    work = tmp_path / "checkout"
+    for sub in ("examples/churn", "examples/data"):
+        shutil.copytree(ROOT / sub, work / sub)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSTACK_")}
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", COLUMNS="100")
+    said: dict[str, str] = {}
+    for line in lines:
+        cmd = line.split("  #", 1)[0].strip()  # the comment is for the reader
+        r = subprocess.run(
+            ["bash", "-c", cmd], cwd=work, env=env, capture_output=True, text=True, timeout=900, check=False
+        )
+        assert r.returncode == 0, (cmd, r.stdout[-2000:], r.stderr[-2000:])
+        assert "Traceback" not in r.stderr, (cmd, r.stderr)
+        said[cmd] = r.stdout
+
+    def out(start: str) -> str:
+        return next(v for k, v in said.items() if k.startswith(start))
+
+    # what the lines promise: the alias decision, step results in JSON, the report page, the resume, the data
+    run = out("mlstack run examples/churn --local -p threshold=0.8")
+    assert "churn-model:production NOT moved" in run and "threshold 0.8" in run
+    doc = json.loads(out("mlstack runs show latest --json"))
+    evaluate = next(s for s in doc["steps"] if s["name"] == "evaluate")
+    assert evaluate["result"]["threshold"] == 0.8 and evaluate["cards"]
+    assert "<svg" in (work / "report.html").read_text()
+    assert "reused" in out("mlstack run examples/churn --local --resume latest")
+    assert "production" in out("mlstack artifacts show churn-model:production")
+    loaded = out("mlstack data load examples/data/sales.csv sales")
+    assert json.loads(loaded[loaded.index("{") :])["rows"][0]["n"] == 60
