@@ -386,3 +386,41 @@ SECTION = {
     "role": "ML_WRITER",
     "user": "ML_SVC",
 }
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_data_load_goes_through_the_stage(
+    src: SnowflakeSource,
+    snowflake_connection: SnowflakeConnection,
+    server: FakesnowServer,
+    small_bulk: None,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`mlstack data load` takes the same bulk path as mlstack.data.write: PUT to the layer's stage, COPY INTO."""
+    import json
+
+    import mlstack.data
+    from mlstack.cli.main import main
+    from tests.data.conftest import manifest_dict
+
+    csv = tmp_path / "sales.csv"
+    csv.write_text("id,amount\n" + "".join(f"{i},{i * 1.5}\n" for i in range(40)), encoding="utf-8")
+    m = tmp_path / "remote.json"
+    section = {**snowflake_connection.manifest_section(), "stage": STAGE}
+    m.write_text(json.dumps(manifest_dict(section, tmp_path)), encoding="utf-8")
+    mlstack.data.reset()
+    try:
+        capsys.readouterr()
+        assert main(["data", "load", str(csv), "sales", "-m", str(m), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["rows"] == 40
+        assert main(["data", "load", str(csv), "sales", "-m", str(m), "--json"]) == 0
+    finally:
+        mlstack.data.reset()
+    sent = [s.split(" ")[0].upper() for s in statements(server)]
+    assert sent.count("PUT") == 2 and sent.count("COPY") == 2 and "INSERT" not in sent
+    got = src.read_arrow("select count(*) n, sum(amount) s from sales").to_pylist()
+    assert got == [{"N": 80, "S": 2340.0}]
+    assert leftovers(src, "sales") == {}
