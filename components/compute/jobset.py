@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from mlstack import names
 from mlstack.pipeline import jobset as _runtime
 
+from .. import _tokens
 from .._args import Problems, is_known
 from . import versions
 
@@ -30,11 +32,11 @@ ROLE_NAME = "mlstack-jobsets"
 
 @dataclass(frozen=True)
 class JobSetArgs:
-    jobs_namespace: pulumi.Input[str] = "ml-jobs"
+    jobs_namespace: pulumi.Input[str] = names.JOBS_NAMESPACE
     """Namespace the pipelines run in (their JobSets are created there). Default ``ml-jobs``."""
-    jobs_service_account: pulumi.Input[str] = "mlstack-jobs"
+    jobs_service_account: pulumi.Input[str] = names.JOBS_SERVICE_ACCOUNT
     """The workflows' service account, granted create/get/list/watch on JobSets. Default ``mlstack-jobs``."""
-    node_selector: Mapping[str, str] = field(default_factory=lambda: {"mlstack.dev/node-role": "system"})
+    node_selector: Mapping[str, str] = field(default_factory=lambda: {names.ROLE_LABEL: "system"})
     """Where the controller runs. Default: the system node group."""
     replicas: int = 1
     """Controller replicas (leader election on). Default 1."""
@@ -59,7 +61,7 @@ class JobSetController(pulumi.ComponentResource):
     ) -> None:
         args = args or JobSetArgs()
         validate(args)
-        super().__init__("mlstack:index:JobSetController", name, None, opts)
+        super().__init__(_tokens.token("JobSetController"), name, None, opts)
         kopts = pulumi.ResourceOptions(parent=self)
         self.release = k8s.helm.v3.Release(
             f"{name}-jobset",

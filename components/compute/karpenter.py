@@ -48,7 +48,7 @@ import pulumi_kubernetes as k8s
 from mlstack import names, prices
 from mlstack.plan import karpenter as _plan_karpenter
 
-from .. import _policy
+from .. import _policy, _tokens
 from .._args import Problems
 from . import gpu_types, versions
 
@@ -686,7 +686,7 @@ class Karpenter(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         validate(args)
-        super().__init__("mlstack:index:Karpenter", name, None, opts)
+        super().__init__(_tokens.token("Karpenter"), name, None, opts)
         self.args = args
         tags = {"mlstack:component": name, **dict(args.tags)}
         child = pulumi.ResourceOptions(parent=self)
