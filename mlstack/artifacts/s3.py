@@ -10,9 +10,11 @@ on either. Blobs are created with
 digest. Credentials come from the standard AWS chain, never the manifest.
 
 What this backend guarantees (the store and the tests build on these; see docs/artifacts.md):
-- Every byte sent is checked by the server: single PUTs carry ``x-amz-checksum-sha256`` of the whole blob,
-  multipart parts carry their own SHA-256 (the object then has a COMPOSITE checksum). A body corrupted in
-  transit is refused by S3 and sent again (BadDigest), up to ``BODY_ATTEMPTS`` times.
+- Every byte sent is checked by the server: single PUTs carry ``x-amz-checksum-sha256`` of the whole blob
+  (its address), multipart parts their CRC-32 (``x-amz-checksum-crc32``; the object then has a COMPOSITE
+  CRC-32): a CRC catches what transit does to bytes - flips, cuts - and costs the server (and this client)
+  a fraction of a SHA-256. A body corrupted in transit is refused by S3 and sent again (BadDigest), up to
+  ``BODY_ATTEMPTS`` times. The blob's SHA-256 stays its address, and every read checks it.
 - Every byte read is hashed. A body that breaks off, arrives short or does not hash to its name is fetched
   again, up to ``BODY_ATTEMPTS`` reads per object, before the operation fails.
 - A blob whose address exists is not trusted blindly: a put checks it (HEAD: the server's own SHA-256 of it
@@ -37,6 +39,7 @@ import os
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -216,23 +219,40 @@ def part_size(size: int) -> int:
     return max(PART_SIZE, -(-size // MAX_PARTS))
 
 
-def _part_sha256(fd: int, offset: int, length: int) -> str:
-    """Base64 SHA-256 of ``length`` bytes of ``fd`` at ``offset`` (one multipart part)."""
-    h = hashlib.sha256()
-    end = offset + length
-    while offset < end:
-        chunk = os.pread(fd, min(4 << 20, end - offset), offset)
-        if not chunk:
-            break
-        h.update(chunk)
-        offset += len(chunk)
-    return base64.b64encode(h.digest()).decode()
+def _crc32(data: bytes | memoryview) -> str:
+    """Base64 of the big-endian CRC-32 of ``data`` (the form of ``x-amz-checksum-crc32``)."""
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
-def _composite(part_sums: list[str]) -> str:
-    """S3's COMPOSITE checksum of a multipart object: SHA-256 of the parts' digests, ``-<parts>``."""
-    outer = hashlib.sha256(b"".join(base64.b64decode(p) for p in part_sums))
-    return f"{base64.b64encode(outer.digest()).decode()}-{len(part_sums)}"
+def _part_digests(fd: int, size: int, part: int, algorithm: str) -> list[str]:
+    """Base64 CRC-32 (``algorithm`` "crc32") or SHA-256 ("sha256") of each ``part``-byte part of ``fd``, in
+    order, read in 4 MiB chunks into one reused buffer."""
+    out: list[str] = []
+    buf = bytearray(4 << 20)
+    view = memoryview(buf)
+    for start in range(0, size, part):
+        end = min(start + part, size)
+        crc, sha = 0, hashlib.sha256()
+        offset = start
+        while offset < end:
+            n = os.preadv(fd, [view[: min(len(buf), end - offset)]], offset)
+            if not n:
+                break
+            if algorithm == "crc32":
+                crc = zlib.crc32(view[:n], crc)
+            else:
+                sha.update(view[:n])
+            offset += n
+        digest = crc.to_bytes(4, "big") if algorithm == "crc32" else sha.digest()
+        out.append(base64.b64encode(digest).decode())
+    return out
+
+
+def _composite(part_sums: list[str], algorithm: str) -> str:
+    """S3's COMPOSITE checksum of a multipart object: the checksum of the parts' checksums, ``-<parts>``."""
+    raw = b"".join(base64.b64decode(p) for p in part_sums)
+    outer = zlib.crc32(raw).to_bytes(4, "big") if algorithm == "crc32" else hashlib.sha256(raw).digest()
+    return f"{base64.b64encode(outer).decode()}-{len(part_sums)}"
 
 
 def _code(exc: bexc.ClientError) -> str:
@@ -428,15 +448,20 @@ class S3Backend(Backend):
         return self._head(self._key(blob_key(digest))) is not None
 
     def _blob_state(
-        self, digest: str, size: int | None, parts: Callable[[], str] | None = None, deep: bool = False
+        self,
+        digest: str,
+        size: int | None,
+        parts: Callable[[str], str] | None = None,
+        deep: bool = False,
     ) -> tuple[str, str | None]:
         """``(state, etag)`` of a stored blob: state ``missing``, ``ok`` or ``corrupt``.
 
-        Unless ``deep``, a blob whose stored SHA-256 equals ours is taken as verified without reading it: the
+        Unless ``deep``, a blob whose stored checksum equals ours is taken as verified without reading it: the
         server checked the bytes against that checksum when they were written (a single PUT's whole-object
-        checksum, or for multipart blobs the composite of the parts' checksums, which ``parts()`` computes
-        from the local file). Blobs without one (written by the first release, by hand, or on a server that
-        keeps no checksums) are read back and hashed.
+        SHA-256, or for multipart blobs the composite of the parts' CRC-32 - or SHA-256, as earlier releases
+        sent - which ``parts(algorithm)`` computes from the local file). Blobs without one
+        (written by the first release, by hand, or on a server that keeps no checksums) or with another are
+        read back and hashed.
         """
         key = self._key(blob_key(digest))
         for _ in range(3):
@@ -447,12 +472,22 @@ class S3Backend(Backend):
             length = int(h.get("ContentLength", -1))
             if size is not None and length != size:
                 return "corrupt", etag
-            stored = h.get("ChecksumSHA256")
-            if not deep and stored:
-                if stored == _b64(digest):
+            if not deep:
+                if h.get("ChecksumSHA256") == _b64(digest):
                     return "ok", etag
-                if "-" in stored and parts is not None and stored == parts():
-                    return "ok", etag
+                for algorithm, stored in (
+                    ("crc32", h.get("ChecksumCRC32")),
+                    ("sha256", h.get("ChecksumSHA256")),
+                ):
+                    if not stored or parts is None:
+                        continue
+                    # a COMPOSITE checksum ("<checksum of the parts' checksums>-<parts>"; moto leaves out the
+                    # "-<parts>"), or the CRC-32 of the whole object (a FULL_OBJECT checksum)
+                    ours = parts(algorithm)
+                    if stored in (ours, ours.split("-")[0]) or (
+                        algorithm == "crc32" and stored == parts("crc32-full")
+                    ):
+                        return "ok", etag
             try:
                 self._hash_remote(digest, key, length, if_match=etag)
             except BlobCorrupt:
@@ -582,32 +617,44 @@ class S3Backend(Backend):
         before = os.stat(path)
         stamp = (before.st_size, before.st_mtime_ns)
         part = part_size(before.st_size)
-        # the parts' SHA-256 (sent with each part, and S3's COMPOSITE checksum) are computed on the pool
-        # while this thread hashes the whole file: two cores busy now rather than hashing during the upload
+        # the parts' CRC-32 (sent with each part, and S3's COMPOSITE checksum) are computed by one pool thread
+        # while this one hashes the whole file: two cores busy now rather than hashing during the upload
         fd = os.open(path, os.O_RDONLY)
-        futures: list[cf.Future[str]] = []
         try:
-            futures = [
-                self._pool.submit(_part_sha256, fd, off, min(part, before.st_size - off))
-                for off in range(0, before.st_size, part)
-            ]
-            digest, size = sha256_file(path)
-            part_sums = [f.result() for f in futures]
+            future = self._pool.submit(_part_digests, fd, before.st_size, part, "crc32")
+            try:
+                digest, size = sha256_file(path)
+            finally:
+                cf.wait([future])
+            part_sums = future.result()
         finally:
-            cf.wait(futures)
             os.close(fd)
         if size != before.st_size:
             raise IntegrityError(
                 f"{path} changed while it was being put; nothing was stored",
                 fix="put it again once the file is no longer being written",
             )
-        composite = _composite(part_sums)
+        composites: dict[str, str] = {"crc32": _composite(part_sums, "crc32")}
+
+        def composite(algorithm: str) -> str:
+            """Our file's composite checksum in ``algorithm``: CRC-32 from the parts just computed; SHA-256
+            (blobs stored by earlier releases) and the whole file's CRC-32 (``crc32-full``) computed from the
+            file the first time they are asked for."""
+            if algorithm not in composites:
+                with open(path, "rb") as fh:
+                    if algorithm == "crc32-full":
+                        composites[algorithm] = _part_digests(fh.fileno(), size, size, "crc32")[0]
+                    else:
+                        sums = _part_digests(fh.fileno(), size, part, algorithm)
+                        composites[algorithm] = _composite(sums, algorithm)
+            return composites[algorithm]
+
         written = self._store_blob(
             digest,
             size,
-            lambda cond: self._multipart(path, size, digest, progress, stamp, cond, part_sums),
+            lambda cond: self._multipart(path, size, digest, progress, stamp, cond, part_sums, composite),
             check_first=True,
-            parts=lambda: composite,
+            parts=composite,
         )
         return digest, size, written
 
@@ -620,6 +667,7 @@ class S3Backend(Backend):
         stamp: tuple[int, int],
         cond: dict[str, str],
         part_sums: list[str],
+        composite: Callable[[str], str],
     ) -> bool:
         key = self._key(blob_key(digest))
         part = part_size(size)
@@ -629,7 +677,7 @@ class S3Backend(Backend):
             self.client.create_multipart_upload,
             Bucket=self.bucket,
             Key=key,
-            ChecksumAlgorithm="SHA256",
+            ChecksumAlgorithm="CRC32",
         )
         upload_id = up["UploadId"]
         fd = os.open(path, os.O_RDONLY)
@@ -638,10 +686,11 @@ class S3Backend(Backend):
 
             def send(num: int, offset: int) -> dict[str, Any]:
                 body = os.pread(fd, min(part, size - offset), offset)
-                # S3 checks each part against the SHA-256 computed when the file was hashed: a part
-                # corrupted in transit is refused (BadDigest) and sent again; one whose bytes changed since
-                # is refused every time
-                sha = part_sums[num - 1]
+                # S3 checks each part against the CRC-32 computed when the file was hashed: a part corrupted
+                # in transit is refused (BadDigest) and sent again; one whose bytes changed since is refused
+                # every time. (The CRC, not a SHA-256: the server verifies it at a fraction of the CPU, and the
+                # blob's SHA-256 - its address - is what every read checks.)
+                crc = part_sums[num - 1]
                 for attempt in range(1, BODY_ATTEMPTS + 1):
                     try:
                         r = self.client.upload_part(
@@ -650,13 +699,13 @@ class S3Backend(Backend):
                             UploadId=upload_id,
                             PartNumber=num,
                             Body=body,
-                            ChecksumSHA256=sha,
+                            ChecksumCRC32=crc,
                         )
                         break
                     except bexc.ClientError as exc:
                         if _code(exc) not in _BAD_BODY:
                             raise
-                        if attempt == BODY_ATTEMPTS or _b64(hashlib.sha256(body).hexdigest()) != sha:
+                        if attempt == BODY_ATTEMPTS or _crc32(body) != crc:
                             raise IntegrityError(
                                 f"{path} changed while it was being put, or the network corrupts every "
                                 f"upload of part {num}; nothing was stored",
@@ -664,7 +713,7 @@ class S3Backend(Backend):
                             ) from exc
                 if progress:
                     progress(len(body))
-                return {"PartNumber": num, "ETag": r["ETag"], "ChecksumSHA256": sha}
+                return {"PartNumber": num, "ETag": r["ETag"], "ChecksumCRC32": crc}
 
             offsets = list(range(0, size, part))
             try:
@@ -691,10 +740,7 @@ class S3Backend(Backend):
                 code = _code(exc)
                 if code in _PRECONDITION or code in _CONFLICT:
                     return False
-                if (
-                    code == "NoSuchUpload"
-                    and self._blob_state(digest, size, lambda: _composite(part_sums))[0] == "ok"
-                ):
+                if code == "NoSuchUpload" and self._blob_state(digest, size, composite)[0] == "ok":
                     done = True  # a retried Complete whose first attempt succeeded
                     return True
                 raise self._fail(exc, "CompleteMultipartUpload", key) from exc

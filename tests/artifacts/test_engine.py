@@ -193,3 +193,54 @@ def test_listing_through_the_engine_builds_no_botocore_client(s3env: StoreEnv) -
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["1", "[]"]
+
+
+def test_an_unchanged_multipart_put_is_checked_by_its_stored_checksum_alone(
+    s3env: StoreEnv, tmp_path: Path
+) -> None:
+    """A multipart blob carries its parts' CRC-32 (S3 keeps their COMPOSITE): putting the same file again
+    compares that with the local file's and reads nothing back. A blob stored by an earlier release (parts'
+    SHA-256) is recognised the same way; one whose composite differs is read back and hashed."""
+    import base64
+
+    from mlstack.artifacts._model import blob_key
+    from mlstack.artifacts.s3 import part_size
+
+    st = s3env.store()
+    src = tmp_path / "big.bin"
+    with open(src, "wb") as fh:
+        for i in range(20):
+            fh.write(bytes([i + 1]) * (1 << 20))
+    v = st.put("big", src)
+    key = f"{s3env.prefix}/{blob_key(v.digest)}"
+    head = s3env.raw.head_object(Bucket=s3env.bucket, Key=key, ChecksumMode="ENABLED")
+    # SeaweedFS (and S3) keep the parts' composite, "<crc>-3"; moto the whole object's CRC-32
+    assert head.get("ChecksumCRC32") and "ChecksumSHA256" not in head
+
+    gets: list[str] = []
+    st.backend.client.meta.events.register("before-send.s3.GetObject", lambda **kw: gets.append("get"))
+    assert st.put("big", src).unchanged and gets == []
+
+    # the same bytes as an earlier release stored them: parts with their SHA-256
+    data, part = src.read_bytes(), part_size(src.stat().st_size)
+    raw = s3env.raw
+    up = raw.create_multipart_upload(Bucket=s3env.bucket, Key=key, ChecksumAlgorithm="SHA256")["UploadId"]
+    parts = []
+    for n, off in enumerate(range(0, len(data), part), 1):
+        sha = base64.b64encode(hashlib.sha256(data[off : off + part]).digest()).decode()
+        r = raw.upload_part(
+            Bucket=s3env.bucket,
+            Key=key,
+            UploadId=up,
+            PartNumber=n,
+            Body=data[off : off + part],
+            ChecksumSHA256=sha,
+        )
+        parts.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumSHA256": sha})
+    raw.complete_multipart_upload(Bucket=s3env.bucket, Key=key, UploadId=up, MultipartUpload={"Parts": parts})
+    assert "ChecksumSHA256" in raw.head_object(Bucket=s3env.bucket, Key=key, ChecksumMode="ENABLED")
+    assert st.put("big", src).unchanged and gets == []
+
+    s3env.flip(blob_key(v.digest), byte=5)  # one plain PUT: no composite to compare, so it is read
+    assert st.put("big", src).unchanged and gets
+    assert st.get("big", tmp_path / "out.bin").read_bytes() == data
