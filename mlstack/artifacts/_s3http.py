@@ -248,19 +248,17 @@ class _Body:
         return data
 
     def fill(self, view: memoryview) -> int:
-        """Read the body into ``view`` straight from the socket (http.client's ``readinto``: no intermediate
-        bytes object); returns how many bytes the body held. The connection goes back to the pool only when
-        exactly the body was read."""
+        """Read up to ``len(view)`` bytes of the body into ``view`` straight from the socket (http.client's
+        ``readinto``: no intermediate bytes object); returns how many, fewer when the body ended or broke off.
+        The connection goes back to the pool once the whole body (its Content-Length) has been read."""
         fp = self._r._fp  # http.client.HTTPResponse, which counts down its Content-Length
         got = 0
         while got < len(view):
             n = fp.readinto(view[got:])
             if not n:
-                return got  # broke off: the caller closes this body
+                break  # ended, or broke off: the caller closes this body
             got += n
-        if not fp.isclosed():
-            got += len(fp.read())  # longer than expected: counted, so the caller sees the wrong length
-        if fp.isclosed():
+        if fp.isclosed() and not fp.length:
             self._r.release_conn()
         return got
 

@@ -68,6 +68,7 @@ MAX_ATTEMPTS = 9  # attempts per request (the first and 8 retries) for throttlin
 CONNECT_ATTEMPTS = 2  # attempts per request when the endpoint refuses or cannot be reached
 CONNECT_TIMEOUT = 5  # seconds to open a connection
 READ_TIMEOUT = 120
+RANGE_CHUNK = 1 << 20  # a ranged read lands, is written and is hashed in pieces this big (in the CPU's cache)
 BODY_ATTEMPTS = 4  # reads of one object (or part) whose body breaks off, is short or fails its hash
 
 _clients: dict[tuple[str | None, ...], Any] = {}
@@ -383,23 +384,38 @@ class S3Backend(Backend):
         if_match: str | None = None,
         version_id: str | None = None,
         into: memoryview | None = None,
+        sink: Callable[[int, int], None] | None = None,
     ) -> tuple[bytes, str]:
-        """GetObject and read its body: ``(bytes, etag)`` (``into``: the range is read into that buffer instead,
-        which must be as long as the range, and the bytes returned are empty).
+        """GetObject and read its body: ``(bytes, etag)``. With ``into`` (a buffer as long as ``rng``) the range
+        is read into it instead, chunk by chunk, ``sink(offset, length)`` called as each chunk lands, and the
+        bytes returned are empty.
 
         botocore retries a request until its headers arrive; a body that then breaks off (reset, timeout,
         fewer bytes than Content-Length) is not retried by it, so it is fetched again here, up to
-        ``BODY_ATTEMPTS`` reads. ``rng``: an inclusive byte range whose length is also checked. ClientErrors
-        (404, 412, 403) are raised as they are, for the caller to interpret.
+        ``BODY_ATTEMPTS`` reads. ``rng``: an inclusive byte range whose length is also checked; read into a
+        buffer, a range that broke off is resumed where it stopped (the bytes already received - and passed
+        to ``sink`` - are never replaced by another response's). ClientErrors (404, 412, 403) are raised as
+        they are, for the caller to interpret.
         """
         kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if rng is not None:
-            kw["Range"] = f"bytes={rng[0]}-{rng[1]}"
         if if_match:
             kw["IfMatch"] = if_match
         if version_id:
             kw["VersionId"] = version_id
+        have = (
+            0  # bytes of ``into`` filled (and passed to ``sink``), counted as they land: a body that raises
+        )
+        # halfway has still delivered what came before
+
+        def landed(at: int, n: int) -> None:
+            nonlocal have
+            have = at + n
+            if sink is not None:
+                sink(at, n)
+
         for attempt in range(1, BODY_ATTEMPTS + 1):
+            if rng is not None:
+                kw["Range"] = f"bytes={rng[0] + have}-{rng[1]}"
             try:
                 r = self.client.get_object(**kw)
             except bexc.ClientError:
@@ -408,14 +424,20 @@ class S3Backend(Backend):
                 raise self._fail(exc, "GetObject", op_key) from exc
             try:
                 body: bytes = b""
+                problem = None
                 if into is not None:
-                    got = _fill(r["Body"], into)
+                    want = len(into) - have
+                    announced = int(r.get("ContentLength", want))
+                    if announced != want:  # a server that ignored the range: read none of it
+                        problem = f"{announced} bytes announced for a range of {want}"
+                    else:
+                        _fill(r["Body"], into, have, landed)
+                        if have != len(into):
+                            problem = f"{have} bytes arrived for a range of {len(into)}"
                 else:
                     body = r["Body"].read()
-                    got = len(body)
-                problem = None
-                if rng is not None and got != rng[1] - rng[0] + 1:
-                    problem = f"{got} bytes arrived for a range of {rng[1] - rng[0] + 1}"
+                    if rng is not None and len(body) != rng[1] - rng[0] + 1:
+                        problem = f"{len(body)} bytes arrived for a range of {rng[1] - rng[0] + 1}"
             except _BODY_ERRORS as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if problem is None:
@@ -781,40 +803,77 @@ class S3Backend(Backend):
         *,
         if_match: str | None = None,
     ) -> str:
-        """Fetch ``size`` bytes in parallel ranges, hash them in order (and write them to ``fd``)."""
+        """Fetch ``size`` bytes in parallel ranges (written to ``fd``) and return their SHA-256.
+
+        The hash follows the bytes as they land: each range is read in ``RANGE_CHUNK``-sized pieces into a buffer
+        reused from range to range (no fresh part-sized object per range, whose pages the kernel would fault
+        in and zero), each piece written to ``fd`` and published; this thread hashes the published bytes in
+        order, so hashing starts with the first piece rather than the first whole range, overlaps the
+        transfer, and reads bytes still in the CPU's cache. Every hashed byte is the byte written: a range
+        that breaks off resumes where it stopped (see :meth:`_read`).
+        """
         part = part_size(size)
+        offsets = list(range(0, size, part))
         h = hashlib.sha256()
-        # each part is read straight into a buffer reused from part to part (no fresh 8 MiB object per part,
-        # whose pages the kernel would fault in and zero each time), written to ``fd`` from there, and hashed
-        # in order; at most the window in flight plus the one being hashed exist at once
+        cond = threading.Condition()
+        landed = [0] * len(offsets)  # bytes of each range written and ready to hash
+        views: list[memoryview | None] = [None] * len(offsets)
         free: list[bytearray] = []
-        free_lock = threading.Lock()
 
-        def fetch(offset: int) -> tuple[bytearray, memoryview]:
+        def fetch(i: int) -> None:
+            offset = offsets[i]
             length = min(offset + part, size) - offset
-            with free_lock:
+            with cond:
                 buf = free.pop() if free else bytearray(part)
-            view = memoryview(buf)[:length]
-            self._read(key, key, rng=(offset, offset + length - 1), if_match=if_match, into=view)
-            if fd is not None:
-                done = 0
-                while done < length:
-                    done += os.pwrite(fd, view[done:], offset + done)
-            return buf, view
+                view = views[i] = memoryview(buf)[:length]
 
-        # parts arrive in parallel; this thread hashes them in order as they complete. closing() ends the
-        # generator (cancelling and waiting for the fetches) even when this loop is interrupted, so no fetch
-        # is still writing to ``fd`` once the caller closes it
-        with contextlib.closing(
-            _bounded_map(self._pool, fetch, list(range(0, size, part)), TRANSFER_THREADS)
-        ) as parts:
-            for buf, view in parts:
-                h.update(view)
-                if progress:
-                    progress(len(view))
-                view.release()
-                with free_lock:
-                    free.append(buf)
+            def sink(at: int, n: int) -> None:
+                if fd is not None:
+                    done = 0
+                    while done < n:
+                        done += os.pwrite(fd, view[at + done : at + n], offset + at + done)
+                with cond:
+                    landed[i] = at + n
+                    cond.notify_all()
+
+            self._read(key, key, rng=(offset, offset + length - 1), if_match=if_match, into=view, sink=sink)
+
+        futures: dict[int, cf.Future[None]] = {}
+        nxt = 0
+        try:
+            for i, offset in enumerate(offsets):
+                while nxt < len(offsets) and nxt <= i + TRANSFER_THREADS - 1:
+                    futures[nxt] = self._pool.submit(fetch, nxt)
+                    nxt += 1
+                length = min(offset + part, size) - offset
+                hashed = 0
+                while hashed < length:
+                    with cond:
+                        while landed[i] <= hashed and not futures[i].done():
+                            cond.wait(0.5)
+                        upto = landed[i]
+                        view = views[i]
+                    if upto <= hashed:  # the fetch ended without more bytes: it failed
+                        futures.pop(i).result()
+                        raise AssertionError("a range ended short without an error")  # pragma: no cover
+                    assert view is not None
+                    h.update(view[hashed:upto])
+                    if progress:
+                        progress(upto - hashed)
+                    hashed = upto
+                futures.pop(i).result()
+                with cond:
+                    done_view, views[i] = views[i], None
+                    assert done_view is not None
+                    buf = done_view.obj
+                    done_view.release()
+                    free.append(buf)  # type: ignore[arg-type]
+        finally:
+            # nothing may still write to ``fd`` once the caller closes it: cancel what has not started, wait
+            # for the rest
+            for f in futures.values():
+                f.cancel()
+            cf.wait(list(futures.values()))
         return h.hexdigest()
 
     def get_to_file(self, digest: str, size: int, dest: Path, progress: Progress | None = None) -> None:
@@ -996,17 +1055,25 @@ class S3Backend(Backend):
         return sorted(out)
 
 
-def _fill(body: Any, view: memoryview) -> int:
-    """Read a response body into ``view``: the number of bytes the body held (more than ``len(view)`` when
-    it was longer; fewer when it broke off)."""
+def _fill(body: Any, view: memoryview, at: int = 0, sink: Callable[[int, int], None] | None = None) -> int:
+    """Read a response body into ``view[at:]``, ``RANGE_CHUNK`` bytes at a time, calling ``sink(offset, length)``
+    as each chunk lands: the number of bytes read (fewer than asked when the body broke off)."""
     fill = getattr(body, "fill", None)
-    if fill is not None:  # the engine's body: straight from the socket into the buffer
-        n: int = fill(view)
-        return n
-    data = body.read()  # botocore's StreamingBody
-    k = min(len(data), len(view))
-    view[:k] = data[:k]
-    return len(data)
+    got = 0
+    while at + got < len(view):
+        want = min(RANGE_CHUNK, len(view) - at - got)
+        if fill is not None:  # the engine's body: straight from the socket into the buffer
+            n: int = fill(view[at + got : at + got + want])
+        else:  # botocore's StreamingBody
+            data = body.read(want)
+            n = len(data)
+            view[at + got : at + got + n] = data
+        if not n:
+            break
+        if sink is not None:
+            sink(at + got, n)
+        got += n
+    return got
 
 
 def _bounded_map(

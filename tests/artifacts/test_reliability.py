@@ -334,6 +334,32 @@ def test_truncated_and_flipped_get_bodies_are_fetched_again(s3art: StoreEnv, tmp
     assert out.read_bytes() == big_src.read_bytes() == out2.read_bytes()
 
 
+def test_a_range_cut_short_resumes_and_every_hashed_byte_is_the_byte_written(
+    s3art: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big get hashes each range as it lands. A range cut short is resumed where it stopped, never fetched
+    again from its start: were it, the retry's bytes (here one flipped early in the range) would replace
+    bytes already hashed, and a file that does not match its digest would pass the check."""
+    import mlstack.artifacts.s3 as s3mod
+
+    st = s3art.store()
+    src = _big(tmp_path / "big.bin", 20 << 20)
+    st.put("big", src)
+    monkeypatch.setattr(s3mod, "TRANSFER_THREADS", 1)  # one range at a time: the plan below hits part 1
+    faults = iter(
+        ["truncate", "flip"]
+    )  # part 1 cut in half; then its next request flipped in its first quarter
+
+    def plan(n: int, method: str, path: str) -> str | None:
+        return next(faults, None) if method == "GET" and "/blobs/" in path else None
+
+    endpoint = s3art.manifest["artifacts"]["endpoint_url"]
+    with FaultProxy(endpoint, plan, flip_at=lambda body: len(body) // 4 * 8) as p:
+        out = _through(p, s3art).get("big", tmp_path / "out.bin")
+    assert p.counts["truncate"] == 1 and p.counts["flip"] == 1
+    assert out.read_bytes() == src.read_bytes()
+
+
 def _tree(p: Path) -> dict[str, bytes]:
     return {q.relative_to(p).as_posix(): q.read_bytes() for q in sorted(p.rglob("*")) if q.is_file()}
 
