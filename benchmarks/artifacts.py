@@ -413,7 +413,58 @@ def table(results: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *targets(results)])
+
+
+def targets(results: dict[str, Any]) -> list[str]:
+    """Issue #16's targets, each as the ratio of put+get times in this run (the peer's over mlstack's),
+    with the load average around the run: the lines to quote."""
+    t = dict(results["seconds"])
+    p = results["params"]
+    both = {
+        k.replace("_put_", "_both_"): t[k] + t[k.replace("_put_", "_get_")]
+        for k in t
+        if "_put_" in k and k.replace("_put_", "_get_") in t
+    }
+    out = []
+
+    def line(label: str, mine: str, peers: list[tuple[str, str]], goal: float) -> None:
+        have = [(both[k], name) for k, name in peers if k in both]
+        if mine not in both or not have:
+            return
+        best, name = min(have)
+        ratio = best / both[mine]
+        verdict = "met" if ratio >= goal else "MISSED"
+        out.append(
+            f"target {label} put+get >= {goal:g}x {name}: {ratio:.2f}x ({best:.2f} s vs mlstack "
+            f"{both[mine]:.2f} s) - {verdict}"
+        )
+
+    small = f"{p['small_count']} x {p['small_kib']} KiB"
+    line(small, "small_both_mlstack", [("small_both_s3fs", "s3fs")], 1.5)
+    line(small, "small_both_mlstack", [("small_both_boto3", "boto3 defaults")], 4.0)
+    peers = [
+        ("large_both_boto3tuned", "boto3 tuned"),
+        ("large_both_crt", "boto3 CRT"),
+        ("large_both_s3fs", "s3fs"),
+    ]
+    line(f"{p['large_mib']} MiB", "large_both_mlstack", peers, 1.1)
+    if "local_put_mlstack" in t and "local_sha256" in t:
+        ratio = t["local_sha256"] / t["local_put_mlstack"]
+        out.append(
+            f"target local put {p['large_mib']} MiB >= 0.8x SHA-256 alone: {ratio:.2f}x - "
+            + ("met" if ratio >= 0.8 else "MISSED")
+        )
+    if out:
+        out.append(
+            "(best peer: the fastest put+get of those named; only mlstack hashes and writes conditionally)"
+        )
+    lb, la = results.get("load_before"), results.get("load_after")
+    if lb and la:
+        out.append(
+            f"load average (1/5/15 min): {lb[0]:.1f} {lb[1]:.1f} {lb[2]:.1f} before, {la[0]:.1f} {la[1]:.1f} {la[2]:.1f} after"
+        )
+    return out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
