@@ -55,6 +55,20 @@ COMPONENTS = {
 }
 
 
+SECRET_OUTPUTS = {
+    "EksGpuCluster": ("kubeconfig",),
+    "ExistingEksCluster": ("kubeconfig",),
+    "DatabricksDataLayer": ("clientSecret",),
+    "SnowflakeDataLayer": ("privateKeyPem",),
+}
+"""Outputs each component returns as Pulumi secrets, marked ``"secret": true`` in the schema.
+
+Pulumi's analyzer has no way to say an output is secret (it reads ``Output[T]`` and ``Optional``, nothing
+more), so the schema it builds is completed here; SDKs generated from it then wrap these outputs as secrets
+(``additionalSecretOutputs``). tests/components/test_provider.py checks each is returned as a secret by
+Construct and that no other output is. The manifest sections hold names and endpoints only, never these."""
+
+
 def component_classes() -> list[type[pulumi.ComponentResource]]:
     return [getattr(importlib.import_module(mod), name) for name, mod in COMPONENTS.items()]
 
@@ -118,12 +132,23 @@ class MLStackProvider(ComponentProvider):
         for key, cls in list(self._components.items()):
             self._components[key] = functools.partial(self.live.construct, cls)  # type: ignore[assignment]
         register_resource_module(PACKAGE, "index", _References(self.live))
+        self.schema = json.dumps(mark_secrets(json.loads(self.schema or "{}")))
+
+
+def mark_secrets(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with the outputs in :data:`SECRET_OUTPUTS` marked secret (in place; returned)."""
+    for name, outputs in SECRET_OUTPUTS.items():
+        props = schema["resources"][f"{PACKAGE}:index:{name}"]["properties"]
+        for output in outputs:
+            props[output]["secret"] = True  # a KeyError names an output the component no longer has
+    return schema
 
 
 def build_schema() -> dict[str, Any]:
-    """The package schema exactly as Pulumi's analyzer infers it (no provider registration side effects)."""
+    """The package schema as Pulumi's analyzer infers it, plus the secret marks it cannot infer
+    (:data:`SECRET_OUTPUTS`); no provider registration side effects."""
     provider = ComponentProvider(component_classes(), PACKAGE, version=SCHEMA_VERSION)
-    return json.loads(provider.schema or "{}")
+    return mark_secrets(json.loads(provider.schema or "{}"))
 
 
 def schema_text(schema: dict[str, Any]) -> str:

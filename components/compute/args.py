@@ -6,7 +6,7 @@ Python the Enums are optional: ``"SPOT"`` and ``CapacityType.SPOT`` are the same
 """
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Required, TypedDict
 
 import pulumi
 
@@ -82,9 +82,9 @@ class PodSecurity(StrEnum):
 class GpuNodeGroupArgs(TypedDict, total=False):
     """One GPU managed node group. Every GPU node carries the taint ``nvidia.com/gpu=true:NoSchedule``."""
 
-    name: str
+    name: Required[str]
     """Required. The group's name (lowercase letters, digits, '-'; at most 32), unique in the cluster."""
-    instance_types: list[str]
+    instance_types: Required[list[str]]
     """Required. GPU instance types from the shipped table (docs/compute.md), all with the same GPU count
     (cluster-autoscaler builds one node template per group). Several types help SPOT capacity."""
     min_size: int
@@ -221,12 +221,12 @@ class EksGpuClusterArgs(TypedDict, total=False):
 class ExistingEksClusterArgs(TypedDict, total=False):
     """Arguments of :meth:`EksGpuCluster.from_existing`: an EKS cluster mlstack did not create."""
 
-    cluster_name: str
+    cluster_name: Required[str]
     """Required. Name of the existing EKS cluster (in the AWS provider's region)."""
-    oidc_provider_arn: pulumi.Input[str]
+    oidc_provider_arn: Required[pulumi.Input[str]]
     """Required. ARN of the cluster's IAM OIDC provider (`eksctl utils associate-iam-oidc-provider` creates
     one)."""
-    oidc_issuer_url: pulumi.Input[str]
+    oidc_issuer_url: Required[pulumi.Input[str]]
     """Required. The cluster's OIDC issuer, `aws eks describe-cluster --query cluster.identity.oidc.issuer`."""
     kubeconfig: pulumi.Input[str]
     """Kubeconfig for the cluster. Default: built from cluster_endpoint and certificate_authority_data,

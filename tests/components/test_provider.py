@@ -74,6 +74,95 @@ def test_the_checked_in_schema_is_what_the_analyzer_builds() -> None:
     )
 
 
+def test_required_inputs_are_required_in_the_schema() -> None:
+    """Fields the components refuse to build without are ``Required[...]`` in their TypedDicts, which the
+    analyzer turns into ``requiredInputs`` / a type's ``required``; everything with a default stays optional."""
+    schema = json.loads(provider_module().SCHEMA_PATH.read_text())
+    res, types = schema["resources"], schema["types"]
+    assert res["mlstack:index:ExistingEksCluster"]["requiredInputs"] == [
+        "clusterName",
+        "oidcIssuerUrl",
+        "oidcProviderArn",
+    ]
+    assert res["mlstack:index:EksGpuCluster"]["requiredInputs"] == []  # every field has a default
+    assert types["mlstack:index:GpuNodeGroupArgs"]["required"] == ["instanceTypes", "name"]
+    assert "required" not in types["mlstack:index:SystemNodeGroupArgs"]
+
+
+def test_the_schema_marks_exactly_the_secret_outputs_secret() -> None:
+    provider = provider_module()
+    schema = json.loads(provider.SCHEMA_PATH.read_text())
+    marked = {
+        token.rsplit(":", 1)[-1]: tuple(sorted(k for k, p in res["properties"].items() if p.get("secret")))
+        for token, res in schema["resources"].items()
+    }
+    assert {k: v for k, v in marked.items() if v} == provider.SECRET_OUTPUTS
+    # nothing an input or a manifest section carries is marked (the manifest holds no secrets by design)
+    for res in schema["resources"].values():
+        assert not any(p.get("secret") for p in res["inputProperties"].values())
+        assert not res["properties"].get("manifestSection", {}).get("secret")
+
+
+def test_secret_outputs_are_exactly_what_the_components_return_as_secrets(pulumi_run) -> None:
+    """Every exported component built under the mock runtime (with the options that create its secrets):
+    the outputs it registers as Pulumi secrets are exactly those the schema marks."""
+    from pulumi.runtime import settings
+
+    from mlstack.components import (
+        ArgoWorkflows,
+        DatabricksDataLayer,
+        EksGpuCluster,
+        ExistingEksCluster,
+        MLStack,
+        S3ArtifactStore,
+        S3Lakehouse,
+        SnowflakeDataLayer,
+    )
+    from mlstack.plan.mock_runtime import is_secret
+
+    provider = provider_module()
+
+    def program() -> None:
+        store = S3ArtifactStore("art", {})
+        lake = S3Lakehouse("lake", {})
+        cluster = EksGpuCluster("gpu", {"artifact_store": store})
+        argo = ArgoWorkflows("argo", {"cluster": cluster})
+        MLStack("ml", {"data": lake, "compute": cluster, "orchestrator": argo, "artifacts": store})
+        SnowflakeDataLayer("sf", {"account": "acme-ml"})  # no rsa_public_key: a key pair is generated
+        DatabricksDataLayer("dbx", {"host": "https://dbc-1.cloud.databricks.com", "create_oauth_secret": True})
+        ExistingEksCluster(
+            "byo",
+            {
+                "cluster_name": "platform",
+                "oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/A",
+                "oidc_issuer_url": "https://oidc.eks.us-east-1.amazonaws.com/id/A",
+                "kubeconfig": "apiVersion: v1\nkind: Config\n",
+            },
+        )
+
+    settings.ROOT.set(None)
+    rec = pulumi_run(program)
+    secrets: dict[str, tuple[str, ...]] = {}
+    for name in provider.COMPONENTS:
+        outputs = rec.one(f"mlstack:index:{name}").outputs
+        assert outputs, name
+        found = tuple(sorted(_camel(k) for k, v in outputs.items() if is_secret(v)))
+        if found:
+            secrets[name] = found
+    assert secrets == provider.SECRET_OUTPUTS
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def provider_module() -> Any:
+    from mlstack.components import provider
+
+    return provider
+
+
 def test_the_plugin_manifest_and_entry_point() -> None:
     import yaml
 
@@ -249,6 +338,9 @@ def test_construct_components_wired_by_reference(served) -> None:
     ]
     assert [g["name"] for g in grants] == ["art-write-gpu0-jobs"]
     assert cluster["jobsServiceAccountName"] == "mlstack-jobs" and cluster["region"] == "us-east-1"
+    # secrets cross Construct as secrets: exactly the outputs the schema marks (components/provider.py)
+    assert {k for k, v in cluster.items() if rpc.is_rpc_secret(v)} == {"kubeconfig"}
+    assert not any(rpc.is_rpc_secret(v) for v in store.values())
     assert cluster["gpuNodeGroupSpecs"][0]["max_size"] == 3
     aliases = next(r["aliases"] for r in monitor.resources if r["urn"] == cluster_urn)
     assert aliases == ["mlstack:compute:EksGpuCluster"]
