@@ -256,6 +256,107 @@ def test_cli_check_exit_codes(sample, monkeypatch, capsys):
     assert _docgen.main(["--check"]) == 0
 
 
+SAMPLE_SCHEMA = {
+    "resources": {
+        "mlstack:sample:Widget": {
+            "isComponent": True,
+            "inputProperties": {
+                "owner": {"type": "string", "description": "Required. Who owns it (from the schema)."},
+                "color": {"$ref": "#/types/mlstack:sample:Color", "description": "Paint. Default: blue."},
+                "parts": {
+                    "type": "array",
+                    "items": {"$ref": "#/types/mlstack:sample:PartArgs"},
+                    "description": "The parts. Default: one part of size 3.",
+                },
+                "peer": {"$ref": "pulumi.json#/Any", "description": "Another widget. Default: none."},
+                "extra": {
+                    "type": "object",
+                    "additionalProperties": {"$ref": "pulumi.json#/Any"},
+                    "description": "Anything. Default: none.",
+                },
+            },
+            "requiredInputs": ["owner"],
+            "properties": {
+                "widgetName": {"type": "string", "description": "Name of the widget."},
+                "widgetArn": {"type": "string", "secret": True},
+            },
+            "required": ["widgetArn", "widgetName"],
+        }
+    },
+    "types": {
+        "mlstack:sample:Color": {
+            "type": "string",
+            "description": "A paint colour.",
+            "enum": [{"value": "blue", "description": "The default."}, {"value": "red"}],
+        },
+        "mlstack:sample:PartArgs": {
+            "type": "object",
+            "properties": {
+                "sizeGib": {"type": "integer", "description": "Required. How big."},
+                "label": {"type": "string", "description": "A label. Default: none."},
+            },
+            "required": ["sizeGib"],
+        },
+    },
+}
+
+
+def test_with_a_schema_the_tables_come_from_it(sample):
+    """Types, required, secret, descriptions and defaults from the schema; order and Python names from the
+    TypedDict; prose, example and methods from the sources as before."""
+    import json
+
+    comps, _, examples = sample
+    (comps / "schema.json").write_text(json.dumps(SAMPLE_SCHEMA))
+    pages, problems = _docgen.generate(comps, [examples])
+    assert problems == []
+    page = pages["widget.md"]
+    lines = page.splitlines()
+    assert lines[0] == _docgen.HEADER and "components/schema.json" in lines[0]
+    assert "A widget; exports the manifest `sample` section." in page  # prose from the class docstring
+    assert 'w = Widget(\n    "w",\n    {"color": "red", "owner": "ml"},\n)' in page
+    # the TypedDict's order (color, parts, owner), schema-only fields after it
+    rows = [ln for ln in lines if ln.startswith("| `")]
+    inputs = [r.split("`")[1] for r in rows[:5]]
+    assert inputs == ["color", "parts", "owner", "extra", "peer"]
+    assert "| `color` | Color | blue. | Paint. |" in lines  # the schema's text, not the docstring's
+    assert "| `owner` | string | Required. | Who owns it (from the schema). |" in lines
+    assert "| `parts` | list of PartArgs | one part of size 3. | The parts. |" in lines
+    assert "| `peer` | any (a component reference) | none. | Another widget. |" in lines
+    assert "| `extra` | map of any | none. | Anything. |" in lines
+    # nested types: the enum's values and the object's fields, required from the type's "required"
+    assert "### `Color`" in lines and "| `red` | — |" in lines and "| `blue` | The default. |" in lines
+    assert "| `size_gib` (`sizeGib`) | integer | Required. | How big. |" in lines
+    assert "| `label` | string | none. | A label. |" in lines
+    # outputs: every schema output, secrets marked, in the class's order
+    out = page[page.index("## Outputs") :]
+    assert out.index("`widget_name`") < out.index("`widget_arn`")
+    assert "| `widget_arn` | string (secret) | — |" in out
+    assert "| `widget_name` | string | Name of the widget. |" in out
+    assert "extra_output" not in out  # a register_outputs key the schema does not have is not an output
+    assert "## Grant methods" in lines  # methods still from the source
+
+
+def test_a_required_field_without_a_required_docstring_is_still_shown_required(sample):
+    import json
+
+    comps, _, examples = sample
+    schema = json.loads(json.dumps(SAMPLE_SCHEMA))
+    schema["types"]["mlstack:sample:PartArgs"]["properties"]["sizeGib"]["description"] = "How big."
+    (comps / "schema.json").write_text(json.dumps(schema))
+    pages, _ = _docgen.generate(comps, [examples])
+    assert "| `size_gib` (`sizeGib`) | integer | Required. | How big. |" in pages["widget.md"]
+
+
+def test_a_component_missing_from_the_schema_is_a_problem(sample):
+    import json
+
+    comps, _, examples = sample
+    (comps / "schema.json").write_text(json.dumps({"resources": {}, "types": {}}))
+    _, problems = _docgen.generate(comps, [examples])
+    assert any("has no mlstack:sample:Widget" in p and "--write-schema" in p for p in problems)
+
+
 # ---------------------------------------------------------------- the real components
 
 
@@ -276,3 +377,40 @@ def test_every_exported_component_has_a_page_with_its_type_token():
         page = _docgen.DOCS_DIR / f"{name.lower()}.md"
         assert page.is_file(), page
         assert f"`mlstack:index:{name}`" in page.read_text()
+
+
+def test_every_schema_input_and_output_is_on_the_component_page():
+    import json
+
+    schema = json.loads((_docgen.COMPONENTS_DIR / "schema.json").read_text())
+    for token, res in schema["resources"].items():
+        name = token.rsplit(":", 1)[-1]
+        page = (_docgen.DOCS_DIR / f"{name.lower()}.md").read_text()
+        args, outputs = page.split("## Outputs", 1)  # an Outputs table on every page (ExistingEksCluster too)
+        for key in res["inputProperties"]:
+            assert f"| `{_docgen._snake(key)}`" in args, (name, key)
+        for key, prop in res["properties"].items():
+            row = next(ln for ln in outputs.splitlines() if ln.startswith(f"| `{_docgen._snake(key)}` |"))
+            assert ("(secret)" in row) == bool(prop.get("secret")), row
+        for key in res.get("requiredInputs", []):
+            row = next(ln for ln in args.splitlines() if ln.startswith(f"| `{_docgen._snake(key)}`"))
+            assert "| Required" in row, row
+
+
+def test_outputs_redeclared_on_the_clusters_keep_the_base_docstrings():
+    """EksGpuCluster and ExistingEksCluster redeclare JobsClusterBase's outputs so that Pulumi's analyzer
+    (which reads docstrings from the component's own class) puts them in the schema: same text both places."""
+    compute = _docgen.COMPONENTS_DIR / "compute"
+    base_docs = {o.name: o.doc for o in _outputs_of(compute / "_shared.py", "JobsClusterBase")}
+    assert "jobs_role_arn" in base_docs
+    for module, cls in (("eks.py", "EksGpuCluster"), ("existing.py", "ExistingEksCluster")):
+        own = {o.name: o.doc for o in _outputs_of(compute / module, cls)}
+        assert {k: own.get(k) for k in base_docs} == base_docs, cls
+
+
+def _outputs_of(path: Path, cls_name: str) -> list:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls_name)
+    return _docgen._outputs(cls)
