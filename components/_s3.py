@@ -19,7 +19,9 @@ and the key is retained because scheduling its deletion would make the retained 
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pulumi
@@ -154,6 +156,82 @@ def check_bucket_args(
         and (not isinstance(access_log_bucket, str) or not BUCKET_NAME_RE.match(access_log_bucket))
     ):
         problems.add("access_log_bucket", access_log_bucket, "the name (not the ARN) of an existing bucket")
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    """A bucket's arguments, validated, every default filled: what :func:`secure_bucket` builds from.
+
+    ``bucket_name``, ``kms_key_arn``, ``access_log_*`` and ``region`` may be Pulumi Outputs (passed through)."""
+
+    bucket_name: pulumi.Input[str] | None = None
+    kms_key_arn: pulumi.Input[str] | None = None
+    noncurrent_version_expiration_days: int = DEFAULT_NONCURRENT_DAYS
+    abort_incomplete_multipart_days: int = DEFAULT_ABORT_MULTIPART_DAYS
+    access_log_bucket: pulumi.Input[str] | None = None
+    access_log_prefix: pulumi.Input[str] | None = None
+    retain_on_delete: bool = True
+    force_destroy: bool = False
+    region: pulumi.Input[str] | None = None
+    tags: Mapping[str, str] | pulumi.Output[Any] | None = None
+    """None: no tags argument at all (the provider's default_tags only); an Output is passed through."""
+
+    @property
+    def tags_input(self) -> Any:
+        """The tags as resources take them (a plain dict, or the Output; None when none were given)."""
+        return tags_input(self.tags)
+
+
+def tags_input(tags: Mapping[str, str] | pulumi.Output[Any] | None) -> Any:
+    """Resolved tags as resource arguments: a plain dict (Pulumi serializes dicts, not mapping proxies)."""
+    return dict(tags) if isinstance(tags, Mapping) else tags
+
+
+def check_tags(problems: Problems, tags: Any) -> Mapping[str, str] | pulumi.Output[Any] | None:
+    """``tags`` as a read-only mapping (None stays None, an Output passes through unchecked); a problem
+    unless it is a dict of str -> str."""
+    if tags is None or isinstance(tags, pulumi.Output):
+        return tags
+    if not isinstance(tags, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        problems.add("tags", tags, "a dict of string keys to string values")
+        return None
+    return MappingProxyType(dict(tags))
+
+
+def resolve_bucket(problems: Problems, name: str, a: Mapping[str, Any]) -> BucketConfig:
+    """The bucket arguments of ``a`` (S3ArtifactStoreArgs / S3LakehouseArgs keys) checked once, defaults
+    filled; problems go to ``problems`` (the caller raises)."""
+    cfg = BucketConfig(
+        bucket_name=a.get("bucket_name"),
+        kms_key_arn=a.get("kms_key_arn"),
+        noncurrent_version_expiration_days=a.get(
+            "noncurrent_version_expiration_days", DEFAULT_NONCURRENT_DAYS
+        ),
+        abort_incomplete_multipart_days=a.get(
+            "abort_incomplete_multipart_days", DEFAULT_ABORT_MULTIPART_DAYS
+        ),
+        access_log_bucket=a.get("access_log_bucket"),
+        access_log_prefix=a.get("access_log_prefix"),
+        retain_on_delete=a.get("retain_on_delete", True),
+        force_destroy=a.get("force_destroy", False),
+        region=a.get("region"),
+        tags=check_tags(problems, a.get("tags")),
+    )
+    check_bucket_args(
+        problems,
+        name,
+        bucket_name=cfg.bucket_name,
+        kms_key_arn=cfg.kms_key_arn,
+        noncurrent_version_expiration_days=cfg.noncurrent_version_expiration_days,
+        abort_incomplete_multipart_days=cfg.abort_incomplete_multipart_days,
+        retain_on_delete=cfg.retain_on_delete,
+        force_destroy=cfg.force_destroy,
+        access_log_bucket=cfg.access_log_bucket,
+        access_log_prefix=cfg.access_log_prefix,
+    )
+    return cfg
 
 
 def tls_only_statements(bucket_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
@@ -402,6 +480,33 @@ def secure_bucket(
         lifecycle=lifecycle,
         logging=logging,
         children=children,
+    )
+
+
+def secure_bucket_from(
+    name: str,
+    parent: pulumi.Resource,
+    cfg: BucketConfig,
+    *,
+    description: str,
+    extra_lifecycle_rules: list[aws.s3.BucketLifecycleConfigurationRuleArgs] | None = None,
+) -> SecureBucket:
+    """:func:`secure_bucket` from a resolved :class:`BucketConfig`."""
+    return secure_bucket(
+        name,
+        parent,
+        bucket_name=cfg.bucket_name,
+        kms_key_arn=cfg.kms_key_arn,
+        noncurrent_version_expiration_days=cfg.noncurrent_version_expiration_days,
+        abort_incomplete_multipart_days=cfg.abort_incomplete_multipart_days,
+        access_log_bucket=cfg.access_log_bucket,
+        access_log_prefix=cfg.access_log_prefix,
+        retain_on_delete=cfg.retain_on_delete,
+        force_destroy=cfg.force_destroy,
+        region=cfg.region,
+        tags=cfg.tags_input,
+        description=description,
+        extra_lifecycle_rules=extra_lifecycle_rules,
     )
 
 

@@ -14,22 +14,23 @@ from mlstack.errors import UsageError
 from mlstack.manifest import validate_section
 
 from .. import _policy, _tokens
-from .._args import Problems, is_known
-from .._s3 import (
-    DEFAULT_ABORT_MULTIPART_DAYS,
-    DEFAULT_NONCURRENT_DAYS,
-    check_bucket_args,
-    check_prefix,
-    normalize_prefix,
-    s3_kms_statements,
-    secure_bucket,
-)
+from .._s3 import s3_kms_statements, secure_bucket_from
+from .config import DEFAULT_PREFIX, ExistingStoreConfig, StoreConfig, resolve_existing_store, resolve_store
 
 TYPE = _tokens.token("S3ArtifactStore")
 OLD_TYPE = "mlstack:artifacts:S3ArtifactStore"  # kept as an alias: deployed stacks replace nothing
 EXISTING_TYPE = _tokens.token("ExistingS3ArtifactStore")
 OLD_EXISTING_TYPE = "mlstack:artifacts:ExistingS3ArtifactStore"  # kept as an alias: deployed stacks replace nothing
-DEFAULT_PREFIX = "artifacts"
+__all__ = [
+    "DEFAULT_PREFIX",
+    "ExistingS3ArtifactStore",
+    "ExistingStoreConfig",
+    "S3ArtifactStore",
+    "S3ArtifactStoreArgs",
+    "StoreConfig",
+    "grant_resource_name",
+    "partition",
+]
 
 
 class S3ArtifactStoreArgs(TypedDict, total=False):
@@ -172,60 +173,11 @@ class S3ArtifactStore(pulumi.ComponentResource, _Grants):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
-        a: dict[str, Any] = dict(args or {})
-        problems = Problems(f"S3ArtifactStore {name!r}")
-        problems.unknown_keys(a, S3ArtifactStoreArgs)
-        prefix = a.get("prefix", DEFAULT_PREFIX)
-        check_prefix(problems, "prefix", prefix)
-        check_bucket_args(
-            problems,
-            name,
-            bucket_name=a.get("bucket_name"),
-            kms_key_arn=a.get("kms_key_arn"),
-            noncurrent_version_expiration_days=a.get(
-                "noncurrent_version_expiration_days", DEFAULT_NONCURRENT_DAYS
-            ),
-            abort_incomplete_multipart_days=a.get(
-                "abort_incomplete_multipart_days", DEFAULT_ABORT_MULTIPART_DAYS
-            ),
-            retain_on_delete=a.get("retain_on_delete", True),
-            force_destroy=a.get("force_destroy", False),
-            access_log_bucket=a.get("access_log_bucket"),
-            access_log_prefix=a.get("access_log_prefix"),
-        )
-        tags = a.get("tags")
-        if (
-            tags is not None
-            and is_known(tags)
-            and (
-                not isinstance(tags, dict)
-                or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
-            )
-        ):
-            problems.add("tags", tags, "a dict of string keys to string values")
-        problems.raise_if_any()
-
+        cfg = resolve_store(name, args)
+        self.config = cfg
         self._store_name = name
-        self.prefix = normalize_prefix(prefix)
-        sb = secure_bucket(
-            name,
-            self,
-            bucket_name=a.get("bucket_name"),
-            kms_key_arn=a.get("kms_key_arn"),
-            noncurrent_version_expiration_days=a.get(
-                "noncurrent_version_expiration_days", DEFAULT_NONCURRENT_DAYS
-            ),
-            abort_incomplete_multipart_days=a.get(
-                "abort_incomplete_multipart_days", DEFAULT_ABORT_MULTIPART_DAYS
-            ),
-            access_log_bucket=a.get("access_log_bucket"),
-            access_log_prefix=a.get("access_log_prefix"),
-            retain_on_delete=a.get("retain_on_delete", True),
-            force_destroy=a.get("force_destroy", False),
-            region=a.get("region"),
-            tags=tags,
-            description="mlstack artifact store",
-        )
+        self.prefix = cfg.prefix
+        sb = secure_bucket_from(name, self, cfg.bucket, description="mlstack artifact store")
         self.secure_bucket = sb
         self.bucket = sb.bucket
         self.kms_key = sb.kms_key
@@ -289,34 +241,33 @@ class ExistingS3ArtifactStore(S3ArtifactStore):
         pulumi.ComponentResource.__init__(
             self, EXISTING_TYPE, name, None, _tokens.with_old_token(opts, OLD_EXISTING_TYPE)
         )
-        problems = Problems(f"S3ArtifactStore.from_bucket_name {name!r}")
-        check_prefix(problems, "prefix", prefix)
-        check_bucket_args(problems, name, bucket_name=bucket_name, kms_key_arn=kms_key_arn)
-        if region is None:
-            region = pulumi.Config("aws").get("region") or None
-            if region is None:
-                problems.add("region", None, "required when the aws:region config is not set; pass region=")
-        problems.raise_if_any()
-        assert region is not None
-
+        cfg = resolve_existing_store(
+            name,
+            bucket_name,
+            prefix=prefix,
+            region=region,
+            kms_key_arn=kms_key_arn,
+            default_region=pulumi.Config("aws").get("region") or None,
+        )
+        self.existing_config = cfg
         self._store_name = name
-        self.prefix = normalize_prefix(prefix)
+        self.prefix = cfg.prefix
         self.secure_bucket = None  # type: ignore[assignment]
         self.bucket = None  # type: ignore[assignment]
         self.kms_key = None
-        self.bucket_name = pulumi.Output.from_input(bucket_name)
-        self.region = pulumi.Output.from_input(region)
+        self.bucket_name = pulumi.Output.from_input(cfg.bucket_name)
+        self.region = pulumi.Output.from_input(cfg.region)
         self.bucket_arn = pulumi.Output.all(self.region, self.bucket_name).apply(
             lambda v: f"arn:{partition(v[0])}:s3:::{v[1]}"
         )
-        self.kms_key_arn = pulumi.Output.from_input(kms_key_arn) if kms_key_arn is not None else None
+        self.kms_key_arn = pulumi.Output.from_input(cfg.kms_key_arn) if cfg.kms_key_arn is not None else None
         self.bucket_name.apply(
             lambda b: pulumi.log.warn(
                 f"S3ArtifactStore {name!r} uses existing bucket {b!r}: mlstack does not manage its versioning, "
                 "encryption, public access block, TLS-only policy, lifecycle or logging; check them yourself"
                 + (
                     ""
-                    if kms_key_arn is not None
+                    if cfg.kms_key_arn is not None
                     else ", and pass kms_key_arn if it encrypts with a customer key"
                 ),
                 resource=self,

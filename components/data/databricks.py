@@ -19,6 +19,7 @@ Import cost: ``pulumi_databricks`` takes ~1.4 s to import; only this module impo
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 import pulumi
@@ -27,35 +28,25 @@ import pulumi_databricks as databricks
 from mlstack.manifest import validate_section
 
 from .. import _tokens
-from .._args import Problems
+from .databricks_config import (
+    DEFAULT_GPU_NODE_TYPES,
+    GPU_ML_RUNTIME_REGEX,
+    SQL_WAREHOUSE_SIZES,
+    Access,
+    DatabricksConfig,
+    SqlWarehouseSize,
+    base_name,
+    resolve_databricks,
+)
 
 TYPE = _tokens.token("DatabricksDataLayer")
 OLD_TYPE = "mlstack:data:DatabricksDataLayer"  # kept as an alias: deployed stacks replace nothing
-
-SQL_WAREHOUSE_SIZES = (
-    "2X-Small",
-    "X-Small",
-    "Small",
-    "Medium",
-    "Large",
-    "X-Large",
-    "2X-Large",
-    "3X-Large",
-    "4X-Large",
-)
-# GPU ML runtimes, e.g. "15.4.x-gpu-ml-scala2.12" (and LTS variants)
-GPU_ML_RUNTIME_REGEX = r"^[0-9]+\.[0-9]+\.x-gpu-ml-scala2\.[0-9]+$"
-DEFAULT_GPU_NODE_TYPES = ["g5.xlarge", "g5.2xlarge", "g5.4xlarge", "g6.xlarge", "g6.2xlarge"]
 
 READER_SCHEMA = ["USE_SCHEMA", "SELECT", "EXECUTE"]
 WRITER_SCHEMA = [*READER_SCHEMA, "MODIFY", "CREATE_TABLE", "CREATE_MODEL", "CREATE_FUNCTION"]
 READER_VOLUME = ["READ_VOLUME"]
 WRITER_VOLUME = ["READ_VOLUME", "WRITE_VOLUME"]
 FORBIDDEN_PRIVILEGES = ("ALL_PRIVILEGES", "MANAGE", "CREATE_SCHEMA", "CREATE_CATALOG", "EXTERNAL_USE_SCHEMA")
-
-_UC_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,254}$")
-_HOST_RE = re.compile(r"^https://[A-Za-z0-9.\-]+(:\d+)?/?$")
-
 
 class DatabricksDataLayerArgs(TypedDict, total=False):
     """Arguments of :class:`DatabricksDataLayer`. Names default from the component name (``base``: lowercased,
@@ -147,13 +138,25 @@ class DatabricksDataLayerArgs(TypedDict, total=False):
     """Comment put on every object that takes one. Default: ``"managed by mlstack (<component name>)"``."""
 
 
-def _base(name: str) -> str:
-    return re.sub(r"[^a-z0-9_]", "_", name.lower())
+__all__ = [
+    "DEFAULT_GPU_NODE_TYPES",
+    "FORBIDDEN_PRIVILEGES",
+    "GPU_ML_RUNTIME_REGEX",
+    "SQL_WAREHOUSE_SIZES",
+    "Access",
+    "DatabricksConfig",
+    "DatabricksDataLayer",
+    "DatabricksDataLayerArgs",
+    "SqlWarehouseSize",
+    "cluster_policy_definition",
+    "resolve_databricks",
+]
+_base = base_name
 
 
 def cluster_policy_definition(
-    node_types: list[str],
-    runtimes: list[str] | None,
+    node_types: Sequence[str],
+    runtimes: Sequence[str] | None,
     *,
     max_workers: int,
     auto_termination_minutes: int,
@@ -213,22 +216,21 @@ class DatabricksDataLayer(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
-        a: dict[str, Any] = dict(args or {})
-        v = _validate(name, a)
-        base = _base(name)
-        comment = a.get("comment", f"managed by mlstack ({name})")
-        retain = a.get("retain_on_delete", True)
+        cfg = resolve_databricks(name, args, config_host=pulumi.Config("databricks").get("host"))
+        self.config = cfg
+        base = cfg.base
+        comment = cfg.comment
         child = pulumi.ResourceOptions(parent=self)
-        data_opts = pulumi.ResourceOptions(parent=self, retain_on_delete=retain)
-        self.host = v["host"].rstrip("/")
-        self.job_access = v["job_access"]
+        data_opts = pulumi.ResourceOptions(parent=self, retain_on_delete=cfg.retain_on_delete)
+        self.host = cfg.host
+        self.job_access: str = cfg.job_access.value
 
         # ---------------------------------------------------------- Unity Catalog objects (data: retained)
         self.catalog = databricks.Catalog(
             f"{name}-catalog",
-            name=a.get("catalog_name", base),
+            name=cfg.catalog_name,
             comment=comment,
-            storage_root=a.get("catalog_storage_root"),
+            storage_root=cfg.catalog_storage_root,
             force_destroy=False,
             properties={"managed-by": "mlstack"},
             opts=data_opts,
@@ -236,7 +238,7 @@ class DatabricksDataLayer(pulumi.ComponentResource):
         self.schema = databricks.Schema(
             f"{name}-schema",
             catalog_name=self.catalog.name,
-            name=a.get("schema_name", "ml"),
+            name=cfg.schema_name,
             comment=comment,
             force_destroy=False,
             properties={"managed-by": "mlstack"},
@@ -246,7 +248,7 @@ class DatabricksDataLayer(pulumi.ComponentResource):
             f"{name}-volume",
             catalog_name=self.catalog.name,
             schema_name=self.schema.name,
-            name=a.get("volume_name", "files"),
+            name=cfg.volume_name,
             volume_type="MANAGED",
             comment=comment,
             opts=data_opts,
@@ -255,16 +257,16 @@ class DatabricksDataLayer(pulumi.ComponentResource):
         volume_full = pulumi.Output.concat(self.catalog.name, ".", self.schema.name, ".", self.volume.name)
 
         # ---------------------------------------------------------- compute
-        serverless = a.get("warehouse_serverless", True)
+        serverless = cfg.warehouse_serverless
         self.warehouse = databricks.SqlEndpoint(
             f"{name}-sql",
-            name=a.get("warehouse_name", f"{base}-sql"),
-            cluster_size=a.get("warehouse_size", "2X-Small"),
-            auto_stop_mins=a.get("warehouse_auto_stop_minutes", 10),
+            name=cfg.warehouse_name,
+            cluster_size=cfg.warehouse_size.value,
+            auto_stop_mins=cfg.warehouse_auto_stop_minutes,
             enable_serverless_compute=serverless,
             warehouse_type="PRO" if serverless else "CLASSIC",
             min_num_clusters=1,
-            max_num_clusters=a.get("warehouse_max_clusters", 1),
+            max_num_clusters=cfg.warehouse_max_clusters,
             spot_instance_policy="COST_OPTIMIZED",
             tags=databricks.SqlEndpointTagsArgs(
                 custom_tags=[databricks.SqlEndpointTagsCustomTagArgs(key="mlstack", value=name)]
@@ -272,11 +274,11 @@ class DatabricksDataLayer(pulumi.ComponentResource):
             opts=child,
         )
         definition = cluster_policy_definition(
-            v["gpu_node_types"],
-            a.get("gpu_runtimes"),
-            max_workers=a.get("max_workers", 4),
-            auto_termination_minutes=a.get("auto_termination_minutes", 30),
-            max_auto_termination_minutes=a.get("max_auto_termination_minutes", 120),
+            cfg.gpu_node_types,
+            cfg.gpu_runtimes,
+            max_workers=cfg.max_workers,
+            auto_termination_minutes=cfg.auto_termination_minutes,
+            max_auto_termination_minutes=cfg.max_auto_termination_minutes,
             tag=name,
         )
         self.cluster_policy = databricks.ClusterPolicy(
@@ -284,14 +286,14 @@ class DatabricksDataLayer(pulumi.ComponentResource):
             name=f"{base}-gpu-ml",
             description=f"mlstack ({name}): GPU ML runtimes on listed GPU nodes, auto-termination enforced",
             definition=json.dumps(definition, sort_keys=True),
-            max_clusters_per_user=a.get("max_clusters_per_user", 2),
+            max_clusters_per_user=cfg.max_clusters_per_user,
             opts=child,
         )
 
         # ---------------------------------------------------------- identity
         self.service_principal = databricks.ServicePrincipal(
             f"{name}-jobs",
-            display_name=a.get("service_principal_name", f"{base}-jobs"),
+            display_name=cfg.service_principal_name,
             active=True,
             allow_cluster_create=False,  # clusters only through the GPU policy
             allow_instance_pool_create=False,
@@ -302,7 +304,7 @@ class DatabricksDataLayer(pulumi.ComponentResource):
         sp_id = self.service_principal.application_id
         self.client_secret = None
         self.oauth_secret: databricks.ServicePrincipalSecret | None = None
-        if a.get("create_oauth_secret", False):
+        if cfg.create_oauth_secret:
             self.oauth_secret = databricks.ServicePrincipalSecret(
                 f"{name}-jobs-secret",
                 service_principal_id=self.service_principal.id,
@@ -316,8 +318,8 @@ class DatabricksDataLayer(pulumi.ComponentResource):
         principals: list[tuple[str, pulumi.Input[str], str, str]] = [
             ("jobs", sp_id, "service_principal", self.job_access)
         ]
-        principals += [(f"group-{_slug(g)}", g, "group", "reader") for g in a.get("reader_groups", [])]
-        principals += [(f"group-{_slug(g)}", g, "group", "writer") for g in a.get("writer_groups", [])]
+        principals += [(f"group-{_slug(g)}", g, "group", "reader") for g in cfg.reader_groups]
+        principals += [(f"group-{_slug(g)}", g, "group", "writer") for g in cfg.writer_groups]
         warehouse_acl: list[databricks.PermissionsAccessControlArgs] = []
         policy_acl: list[databricks.PermissionsAccessControlArgs] = []
         for key, principal, kind, level in principals:
@@ -374,7 +376,7 @@ class DatabricksDataLayer(pulumi.ComponentResource):
         self.cluster_policy_id = self.cluster_policy.policy_id
         self.service_principal_application_id = sp_id
         host = self.host
-        profile = a.get("profile")
+        profile = cfg.profile
 
         def section(vals: list[Any]) -> dict[str, Any]:
             wid, cat, sch, vol = vals[:4]
@@ -442,99 +444,3 @@ class DatabricksDataLayer(pulumi.ComponentResource):
 
 def _slug(group: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", group.lower()).strip("-") or "group"
-
-
-def _validate(name: str, a: dict[str, Any]) -> dict[str, Any]:
-    """Check every argument, raise once; return normalised values."""
-    p = Problems(f"DatabricksDataLayer {name!r}")
-    p.unknown_keys(a, DatabricksDataLayerArgs)
-    out: dict[str, Any] = {}
-
-    host = a.get("host") or pulumi.Config("databricks").get("host")
-    if not host:
-        p.add(
-            "host", None, "required: pass host='https://<workspace>' or set the Pulumi config databricks:host"
-        )
-    elif not isinstance(host, str) or not _HOST_RE.match(host):
-        p.add("host", host, "the workspace URL, https://<name>.cloud.databricks.com (no path)")
-    out["host"] = host or ""
-
-    for key in ("catalog_name", "schema_name", "volume_name"):
-        val = a.get(key)
-        if val is not None and (not isinstance(val, str) or not _UC_NAME_RE.match(val)):
-            p.add(key, val, "letters, digits, '_' and '-' (no dots, spaces or slashes)")
-    if "catalog_name" not in a and not _UC_NAME_RE.match(_base(name)):
-        p.add("catalog_name", None, f"the default from the component name {name!r} is not valid: pass one")
-    root = a.get("catalog_storage_root")
-    if root is not None and (not isinstance(root, str) or not re.match(r"^(s3|abfss|gs)://", root)):
-        p.add("catalog_storage_root", root, "a cloud storage URL (s3://, abfss:// or gs://)")
-
-    size = a.get("warehouse_size", "2X-Small")
-    if size not in SQL_WAREHOUSE_SIZES:
-        p.add("warehouse_size", size, "one of: " + ", ".join(SQL_WAREHOUSE_SIZES))
-    serverless = a.get("warehouse_serverless", True)
-    if not isinstance(serverless, bool):
-        p.add("warehouse_serverless", serverless, "True or False")
-    stop = a.get("warehouse_auto_stop_minutes", 10)
-    low_stop = 1 if serverless is True else 10
-    if isinstance(stop, bool) or not isinstance(stop, int) or not low_stop <= stop <= 1440:
-        p.add(
-            "warehouse_auto_stop_minutes",
-            stop,
-            f"a whole number from {low_stop} to 1440 (0 would never stop, which mlstack does not allow)",
-        )
-
-    ints = (
-        ("warehouse_max_clusters", 1, 40),
-        ("max_workers", 0, 1000),
-        ("auto_termination_minutes", 10, 10000),
-        ("max_auto_termination_minutes", 10, 10000),
-        ("max_clusters_per_user", 1, 1000),
-    )
-    for key, low, high in ints:
-        val = a.get(key)
-        if val is not None and (isinstance(val, bool) or not isinstance(val, int) or not low <= val <= high):
-            p.add(key, val, f"a whole number from {low} to {high}")
-    at, mx = a.get("auto_termination_minutes", 30), a.get("max_auto_termination_minutes", 120)
-    if isinstance(at, int) and isinstance(mx, int) and at > mx:
-        p.add("auto_termination_minutes", at, f"at most max_auto_termination_minutes ({mx})")
-
-    nodes = a.get("gpu_node_types", DEFAULT_GPU_NODE_TYPES)
-    if not isinstance(nodes, list) or not nodes or not all(isinstance(n, str) and n for n in nodes):
-        p.add("gpu_node_types", nodes, "a non-empty list of GPU node type ids, e.g. ['g5.xlarge']")
-        nodes = DEFAULT_GPU_NODE_TYPES
-    out["gpu_node_types"] = list(nodes)
-    runtimes = a.get("gpu_runtimes")
-    if runtimes is not None:
-        if not isinstance(runtimes, list) or not runtimes:
-            p.add("gpu_runtimes", runtimes, "a non-empty list of runtime versions")
-        else:
-            for i, r in enumerate(runtimes):
-                if not isinstance(r, str) or not re.match(GPU_ML_RUNTIME_REGEX, r):
-                    p.add(f"gpu_runtimes[{i}]", r, "a GPU ML runtime such as '15.4.x-gpu-ml-scala2.12'")
-
-    job_access = a.get("job_access", "writer")
-    if job_access not in ("reader", "writer"):
-        p.add("job_access", job_access, "'reader' or 'writer'")
-    out["job_access"] = job_access
-    seen: dict[str, str] = {}
-    for key in ("reader_groups", "writer_groups"):
-        groups = a.get(key, [])
-        if not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups):
-            p.add(key, groups, "a list of existing account group names")
-            continue
-        for g in groups:
-            if g in seen:
-                p.add(key, g, f"already listed in {seen[g]}; a group gets one grant set")
-            seen[g] = key
-    for key in ("create_oauth_secret", "retain_on_delete"):
-        if key in a and not isinstance(a[key], bool):
-            p.add(key, a[key], "True or False")
-    prof = a.get("profile")
-    if prof is not None and (not isinstance(prof, str) or not re.match(r"^[A-Za-z0-9_\-.]{1,64}$", prof)):
-        p.add("profile", prof, "a ~/.databrickscfg section name")
-    for key in ("service_principal_name", "warehouse_name", "comment"):
-        if key in a and (not isinstance(a[key], str) or not a[key].strip()):
-            p.add(key, a[key], "a non-empty string")
-    p.raise_if_any()
-    return out

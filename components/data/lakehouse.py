@@ -7,7 +7,6 @@ keeps Hive/Spark/Glue from taking it for a table). The workgroup enforces its co
 cannot send results elsewhere or unencrypted.
 """
 
-import re
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import pulumi
@@ -16,18 +15,15 @@ import pulumi_aws as aws
 from mlstack.manifest import validate_section
 
 from .. import _policy, _tokens
-from .._args import Problems
-from .._s3 import (
-    DEFAULT_ABORT_MULTIPART_DAYS,
-    DEFAULT_NONCURRENT_DAYS,
-    SecureBucket,
-    check_bucket_args,
-    check_prefix,
-    normalize_prefix,
-    s3_kms_statements,
-    secure_bucket,
-)
+from .._s3 import SecureBucket, s3_kms_statements, secure_bucket_from, tags_input
 from ..artifacts.s3 import S3ArtifactStore, _bucket_location, grant_resource_name
+from .lakehouse_config import (
+    DEFAULT_PREFIX,
+    DEFAULT_SCAN_CUTOFF,
+    OWN_BUCKET_ONLY,
+    LakehouseConfig,
+    resolve_lakehouse,
+)
 
 if TYPE_CHECKING:
     S3ArtifactStoreRef = S3ArtifactStore
@@ -36,11 +32,15 @@ else:  # the package schema types it Any: a resource reference from another lang
 
 TYPE = _tokens.token("S3Lakehouse")
 OLD_TYPE = "mlstack:data:S3Lakehouse"  # kept as an alias: deployed stacks replace nothing
-DEFAULT_PREFIX = "lakehouse"
 RESULTS_DIR = "_athena_results"
-DEFAULT_SCAN_CUTOFF = 1024**4  # 1 TiB: about 5 USD per query at Athena's list price
-_GLUE_NAME_RE = re.compile(r"^[a-z0-9_]{1,255}$")
-_WORKGROUP_RE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+__all__ = [
+    "DEFAULT_PREFIX",
+    "DEFAULT_SCAN_CUTOFF",
+    "LakehouseConfig",
+    "S3Lakehouse",
+    "S3LakehouseArgs",
+    "resolve_lakehouse",
+]
 
 _ATHENA_QUERY = [
     "athena:BatchGetQueryExecution",
@@ -146,16 +146,7 @@ class S3LakehouseArgs(TypedDict, total=False):
     """Tags on every resource the lakehouse creates. Default: none."""
 
 
-_OWN_BUCKET_ONLY = (
-    "bucket_name",
-    "kms_key_arn",
-    "noncurrent_version_expiration_days",
-    "abort_incomplete_multipart_days",
-    "access_log_bucket",
-    "access_log_prefix",
-    "region",
-    "results_expiration_days",
-)
+_OWN_BUCKET_ONLY = OWN_BUCKET_ONLY
 
 
 def _renamed(stmts: list[dict[str, Any]], suffix: str) -> list[dict[str, Any]]:
@@ -203,83 +194,14 @@ class S3Lakehouse(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
-        a: dict[str, Any] = dict(args or {})
-        problems = Problems(f"S3Lakehouse {name!r}")
-        problems.unknown_keys(a, S3LakehouseArgs)
-        store = a.get("artifact_store")
-        prefix = a.get("prefix", DEFAULT_PREFIX)
-        check_prefix(problems, "prefix", prefix)
-        if isinstance(prefix, str) and not normalize_prefix(prefix):
-            problems.add(
-                "prefix", prefix, "a non-empty prefix: the lakehouse never owns a whole bucket's keys"
-            )
-        retain = a.get("retain_on_delete", True)
-        force = a.get("force_destroy", False)
-        if store is not None:
-            if not isinstance(store, S3ArtifactStore):
-                problems.add("artifact_store", type(store).__name__, "an S3ArtifactStore component")
-            for k in _OWN_BUCKET_ONLY:
-                if k in a:
-                    problems.add(
-                        k, a[k], "only for the lakehouse's own bucket; drop it or drop artifact_store"
-                    )
-            for path, value in (("retain_on_delete", retain), ("force_destroy", force)):
-                if not isinstance(value, bool):
-                    problems.add(path, value, "True or False")
-        else:
-            check_bucket_args(
-                problems,
-                name,
-                bucket_name=a.get("bucket_name"),
-                kms_key_arn=a.get("kms_key_arn"),
-                noncurrent_version_expiration_days=a.get(
-                    "noncurrent_version_expiration_days", DEFAULT_NONCURRENT_DAYS
-                ),
-                abort_incomplete_multipart_days=a.get(
-                    "abort_incomplete_multipart_days", DEFAULT_ABORT_MULTIPART_DAYS
-                ),
-                retain_on_delete=retain,
-                force_destroy=force,
-                access_log_bucket=a.get("access_log_bucket"),
-                access_log_prefix=a.get("access_log_prefix"),
-            )
-        results_days = a.get("results_expiration_days", 30)
-        if (
-            isinstance(results_days, bool)
-            or not isinstance(results_days, int)
-            or not 0 <= results_days <= 3650
-        ):
-            problems.add("results_expiration_days", results_days, "a whole number of days from 0 to 3650")
-        db_name = a.get("database_name", re.sub(r"[-.]", "_", name.lower()))
-        if not isinstance(db_name, str) or not _GLUE_NAME_RE.match(db_name):
-            problems.add(
-                "database_name",
-                db_name,
-                "1-255 lowercase letters, digits and underscores (Athena cannot query other names)"
-                + ("" if "database_name" in a else "; the default comes from the component name: pass one"),
-            )
-        wg_name = a.get("workgroup_name", name)
-        if not isinstance(wg_name, str) or not _WORKGROUP_RE.match(wg_name):
-            problems.add("workgroup_name", wg_name, "1-128 letters, digits, '.', '_' and '-'")
-        cutoff = a.get("bytes_scanned_cutoff_per_query", DEFAULT_SCAN_CUTOFF)
-        if isinstance(cutoff, bool) or not isinstance(cutoff, int) or (cutoff != 0 and cutoff < 10 * 1024**2):
-            problems.add(
-                "bytes_scanned_cutoff_per_query", cutoff, "0 (no limit) or a byte count of at least 10485760"
-            )
-        engine = a.get("engine_version", "AUTO")
-        if not isinstance(engine, str) or not engine:
-            problems.add("engine_version", engine, "'AUTO' or an engine name like 'Athena engine version 3'")
-        tags = a.get("tags")
-        if tags is not None and (
-            not isinstance(tags, dict)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
-        ):
-            problems.add("tags", tags, "a dict of string keys to string values")
-        problems.raise_if_any()
-
+        cfg = resolve_lakehouse(name, args)
+        self.config = cfg
         self._name_ = name
-        self.prefix = normalize_prefix(prefix)
-        child = pulumi.ResourceOptions(parent=self, retain_on_delete=retain)
+        self.prefix = cfg.prefix
+        store = cfg.artifact_store
+        tags = tags_input(cfg.tags)
+        force = cfg.force_destroy
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=cfg.retain_on_delete)
 
         if store is not None:
             if store.prefix == "" or _overlaps(store.prefix, self.prefix):
@@ -296,23 +218,12 @@ class S3Lakehouse(pulumi.ComponentResource):
             region_in: pulumi.Input[str] | None = store.region
             waits: list[pulumi.Output[Any]] = [store.manifest_section]
         else:
-            sb = secure_bucket(
+            assert cfg.bucket is not None  # resolve_lakehouse: no store means an own bucket
+            results_days = cfg.results_expiration_days
+            sb = secure_bucket_from(
                 name,
                 self,
-                bucket_name=a.get("bucket_name"),
-                kms_key_arn=a.get("kms_key_arn"),
-                noncurrent_version_expiration_days=a.get(
-                    "noncurrent_version_expiration_days", DEFAULT_NONCURRENT_DAYS
-                ),
-                abort_incomplete_multipart_days=a.get(
-                    "abort_incomplete_multipart_days", DEFAULT_ABORT_MULTIPART_DAYS
-                ),
-                access_log_bucket=a.get("access_log_bucket"),
-                access_log_prefix=a.get("access_log_prefix"),
-                retain_on_delete=retain,
-                force_destroy=force,
-                region=a.get("region"),
-                tags=tags,
+                cfg.bucket,
                 description="mlstack lakehouse",
                 extra_lifecycle_rules=[
                     aws.s3.BucketLifecycleConfigurationRuleArgs(
@@ -332,7 +243,7 @@ class S3Lakehouse(pulumi.ComponentResource):
             self.bucket_arn = sb.bucket.arn
             self.kms_key_arn = sb.kms_key_arn
             self.region = sb.bucket.region
-            region_in = a.get("region")
+            region_in = cfg.bucket.region
             waits = [c.urn for c in sb.children]
 
         prefix_ = self.prefix
@@ -341,7 +252,7 @@ class S3Lakehouse(pulumi.ComponentResource):
 
         self.database = aws.glue.CatalogDatabase(
             f"{name}-database",
-            name=db_name,
+            name=cfg.database_name,
             description=f"mlstack lakehouse {name}: tables under its S3 prefix",
             location_uri=self.location,
             region=region_in,
@@ -358,7 +269,7 @@ class S3Lakehouse(pulumi.ComponentResource):
             )
         self.workgroup = aws.athena.Workgroup(
             f"{name}-workgroup",
-            name=wg_name,
+            name=cfg.workgroup_name,
             description=f"mlstack lakehouse {name}",
             state="ENABLED",
             force_destroy=force,
@@ -367,9 +278,9 @@ class S3Lakehouse(pulumi.ComponentResource):
                 enable_minimum_encryption_configuration=True,
                 publish_cloudwatch_metrics_enabled=True,
                 requester_pays_enabled=False,
-                bytes_scanned_cutoff_per_query=cutoff or None,
+                bytes_scanned_cutoff_per_query=cfg.bytes_scanned_cutoff_per_query or None,
                 engine_version=aws.athena.WorkgroupConfigurationEngineVersionArgs(
-                    selected_engine_version=engine
+                    selected_engine_version=cfg.engine_version
                 ),
                 result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
                     output_location=self.results_location,

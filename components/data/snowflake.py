@@ -13,7 +13,6 @@ never in the manifest.
 Import cost: ``pulumi_snowflake`` takes ~2 s to import; only this module imports it.
 """
 
-import re
 from typing import Any, TypedDict
 
 import pulumi
@@ -23,50 +22,21 @@ import pulumi_tls as tls
 from mlstack.manifest import validate_section
 
 from .. import _tokens
-from .._args import Problems, is_known
+from .snowflake_config import (
+    ADMIN_ROLES,
+    GPU_INSTANCE_FAMILIES,
+    WAREHOUSE_SIZES,
+    GpuPoolConfig,
+    JobRole,
+    SnowflakeConfig,
+    WarehouseSize,
+    base_name,
+    resolve_snowflake,
+)
 
 TYPE = _tokens.token("SnowflakeDataLayer")
 OLD_TYPE = "mlstack:data:SnowflakeDataLayer"  # kept as an alias: deployed stacks replace nothing
 
-WAREHOUSE_SIZES = (
-    "XSMALL",
-    "SMALL",
-    "MEDIUM",
-    "LARGE",
-    "XLARGE",
-    "XXLARGE",
-    "XXXLARGE",
-    "X4LARGE",
-    "X5LARGE",
-    "X6LARGE",
-)
-# Accepted spellings -> the canonical size (Snowflake accepts both)
-_SIZE_ALIASES = {"X-SMALL": "XSMALL", "X-LARGE": "XLARGE", "2X-LARGE": "XXLARGE", "X2LARGE": "XXLARGE"}
-_SIZE_ALIASES |= {"3X-LARGE": "XXXLARGE", "X3LARGE": "XXXLARGE", "4X-LARGE": "X4LARGE", "5X-LARGE": "X5LARGE"}
-_SIZE_ALIASES |= {"6X-LARGE": "X6LARGE"}
-GPU_INSTANCE_FAMILIES = (
-    "GPU_NV_XS",
-    "GPU_NV_S",
-    "GPU_NV_SM",
-    "GPU_NV_M",
-    "GPU_NV_2M",
-    "GPU_NV_3M",
-    "GPU_NV_L",
-    "GPU_NV_SL",
-    "GPU_GCP_NV_L4_1_24G",
-    "GPU_GCP_NV_L4_4_24G",
-    "GPU_GCP_NV_A100_8_40G",
-    "GPU_L40S_G1_8",
-    "GPU_L40S_G1_16",
-    "GPU_L40S_G1_48",
-    "GPU_L40S_G1_192",
-    "GPU_A100_G1_12",
-    "GPU_A100_G1_48",
-)
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
-_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,254}$")
-# Snowflake roles that must never be granted to, or be, a job role
-ADMIN_ROLES = ("ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "SYSADMIN", "ORGADMIN", "PUBLIC")
 DEFAULT_RSA_BITS = 4096
 
 
@@ -170,9 +140,20 @@ class SnowflakeDataLayerArgs(TypedDict, total=False):
     """Comment put on every object. Default: ``"managed by mlstack (<component name>)"``."""
 
 
-def _base(name: str) -> str:
-    b = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
-    return b if re.match(r"^[A-Z_]", b) else f"_{b}"
+__all__ = [
+    "ADMIN_ROLES",
+    "GPU_INSTANCE_FAMILIES",
+    "WAREHOUSE_SIZES",
+    "GpuPoolConfig",
+    "JobRole",
+    "SnowflakeConfig",
+    "SnowflakeDataLayer",
+    "SnowflakeDataLayerArgs",
+    "SnowflakeGpuComputePoolArgs",
+    "WarehouseSize",
+    "resolve_snowflake",
+]
+_base = base_name
 
 
 def _public_key_body(pem: str) -> str:
@@ -215,55 +196,60 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
-        a: dict[str, Any] = dict(args or {})
-        v = _validate(name, a)
-        base = _base(name)
-        comment = a.get("comment", f"managed by mlstack ({name})")
-        retain = a.get("retain_on_delete", True)
+        provider_cfg = pulumi.Config("snowflake")
+        cfg = resolve_snowflake(
+            name,
+            args,
+            organization_name=provider_cfg.get("organizationName"),
+            account_name=provider_cfg.get("accountName"),
+        )
+        self.config = cfg
+        base = cfg.base
+        comment = cfg.comment
         child = pulumi.ResourceOptions(parent=self)
-        data_opts = pulumi.ResourceOptions(parent=self, retain_on_delete=retain)
-        self.account = v["account"]
+        data_opts = pulumi.ResourceOptions(parent=self, retain_on_delete=cfg.retain_on_delete)
+        self.account = cfg.account
 
         # ---------------------------------------------------------- cost guard
         monitor = None
-        if a.get("credit_quota") is not None:
+        if cfg.credit_quota is not None:
             monitor = snowflake.ResourceMonitor(
                 f"{name}-monitor",
                 name=f"{base}_MONITOR",
-                credit_quota=a["credit_quota"],
+                credit_quota=cfg.credit_quota,
                 frequency="MONTHLY",
                 start_timestamp="IMMEDIATELY",
                 notify_triggers=[75, 90],
                 suspend_trigger=100,
                 suspend_immediate_trigger=110,
-                notify_users=a.get("notify_users"),
+                notify_users=list(cfg.notify_users) if cfg.notify_users is not None else None,
                 opts=child,
             )
 
         # ---------------------------------------------------------- objects
         self.warehouse = snowflake.Warehouse(
             f"{name}-warehouse",
-            name=a.get("warehouse_name", f"{base}_WH"),
-            warehouse_size=v["warehouse_size"],
-            auto_suspend=a.get("auto_suspend_seconds", 60),
+            name=cfg.warehouse_name,
+            warehouse_size=cfg.warehouse_size.value,
+            auto_suspend=cfg.auto_suspend_seconds,
             auto_resume="true",
             initially_suspended=True,
-            statement_timeout_in_seconds=a.get("statement_timeout_seconds", 14400),
+            statement_timeout_in_seconds=cfg.statement_timeout_seconds,
             resource_monitor=monitor.name if monitor is not None else None,
             comment=comment,
             opts=child,
         )
         self.database = snowflake.Database(
             f"{name}-database",
-            name=a.get("database_name", base),
-            data_retention_time_in_days=a.get("data_retention_days", 1),
+            name=cfg.database_name,
+            data_retention_time_in_days=cfg.data_retention_days,
             comment=comment,
             opts=data_opts,
         )
         self.schema = snowflake.Schema(
             f"{name}-schema",
             database=self.database.name,
-            name=a.get("schema_name", "ML"),
+            name=cfg.schema_name,
             comment=comment,
             opts=data_opts,
         )
@@ -271,7 +257,7 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
             f"{name}-stage",
             database=self.database.name,
             schema=self.schema.name,
-            name=a.get("stage_name", "MLSTACK_STAGE"),
+            name=cfg.stage_name,
             encryption=snowflake.StageInternalEncryptionArgs(
                 snowflake_sse=snowflake.StageInternalEncryptionSnowflakeSseArgs()
             ),
@@ -284,10 +270,10 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
 
         # ---------------------------------------------------------- roles and grants
         self.reader_role = snowflake.AccountRole(
-            f"{name}-reader", name=a.get("reader_role_name", f"{base}_READER"), comment=comment, opts=child
+            f"{name}-reader", name=cfg.reader_role_name, comment=comment, opts=child
         )
         self.writer_role = snowflake.AccountRole(
-            f"{name}-writer", name=a.get("writer_role_name", f"{base}_WRITER"), comment=comment, opts=child
+            f"{name}-writer", name=cfg.writer_role_name, comment=comment, opts=child
         )
         self.grants: list[pulumi.Resource] = []
 
@@ -351,7 +337,7 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
             ),
         )
         writer_schema_privileges = ["CREATE TABLE"]
-        if "gpu_compute_pool" in a:
+        if cfg.gpu_compute_pool is not None:
             writer_schema_privileges.append("CREATE SERVICE")
         grant(
             "writer-schema-create",
@@ -376,7 +362,7 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
                 opts=child,
             )
         ]
-        parent_role = a.get("parent_role", "SYSADMIN")
+        parent_role = cfg.parent_role
         if parent_role:
             for who, role in (("reader", self.reader_role), ("writer", self.writer_role)):
                 self.role_grants.append(
@@ -391,16 +377,16 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
         # ---------------------------------------------------------- optional GPU compute pool
         self.compute_pool: snowflake.ComputePool | None = None
         self.compute_pool_name = None
-        pool = a.get("gpu_compute_pool")
+        pool = cfg.gpu_compute_pool
         if pool is not None:
             self.compute_pool = snowflake.ComputePool(
                 f"{name}-gpu-pool",
-                name=pool.get("name", f"{base}_GPU_POOL"),
-                instance_family=pool.get("instance_family", "GPU_NV_S"),
-                min_nodes=pool.get("min_nodes", 1),
-                max_nodes=pool.get("max_nodes", 1),
+                name=pool.name,
+                instance_family=pool.instance_family,
+                min_nodes=pool.min_nodes,
+                max_nodes=pool.max_nodes,
                 auto_resume="true",
-                auto_suspend_secs=pool.get("auto_suspend_seconds", 600),
+                auto_suspend_secs=pool.auto_suspend_seconds,
                 initially_suspended="true",
                 comment=comment,
                 opts=child,
@@ -414,11 +400,11 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
             )
 
         # ---------------------------------------------------------- service user (key pair only)
-        job_role = self.reader_role if v["job_role"] == "reader" else self.writer_role
+        job_role = self.reader_role if cfg.job_role is JobRole.READER else self.writer_role
         self.private_key: tls.PrivateKey | None = None
         self.private_key_pem = None
-        if a.get("rsa_public_key") is not None:
-            public_key = pulumi.Output.from_input(a["rsa_public_key"]).apply(_public_key_body)
+        if cfg.rsa_public_key is not None:
+            public_key = pulumi.Output.from_input(cfg.rsa_public_key).apply(_public_key_body)
         else:
             self.private_key = tls.PrivateKey(
                 f"{name}-user-key",
@@ -434,14 +420,14 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
             self.private_key_pem = pulumi.Output.secret(self.private_key.private_key_pem_pkcs8)
         self.user = snowflake.ServiceUser(
             f"{name}-user",
-            name=a.get("user_name", f"{base}_SVC"),
-            login_name=a.get("user_name", f"{base}_SVC"),
+            name=cfg.user_name,
+            login_name=cfg.user_name,
             rsa_public_key=public_key,
             default_role=job_role.name,
             default_warehouse=self.warehouse.name,
             default_namespace=schema_fqn,
             default_secondary_roles_option="NONE",
-            network_policy=a.get("network_policy"),
+            network_policy=cfg.network_policy,
             comment=comment,
             opts=child,
         )
@@ -460,7 +446,7 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
         self.writer_role_name = self.writer_role.name
         self.user_name = self.user.name
         self.job_role_name = job_role.name
-        self._conn: str | None = a.get("connection_name")
+        self._conn: str | None = cfg.connection_name
         connection = self._conn
         account = self.account
         waits = [g.urn for g in self.grants + self.role_grants]
@@ -551,125 +537,3 @@ class SnowflakeDataLayer(pulumi.ComponentResource):
             "user_name": self.user_name,
             "role_name": self.job_role_name,
         }
-
-
-def _validate(name: str, a: dict[str, Any]) -> dict[str, Any]:
-    """Check every argument, raise once; return the normalised values the constructor needs."""
-    p = Problems(f"SnowflakeDataLayer {name!r}")
-    p.unknown_keys(a, SnowflakeDataLayerArgs)
-    out: dict[str, Any] = {}
-
-    account = a.get("account")
-    if account is None:
-        cfg = pulumi.Config("snowflake")
-        org, acct = cfg.get("organizationName"), cfg.get("accountName")
-        account = f"{org}-{acct}" if org and acct else None
-    if account is None:
-        p.add(
-            "account",
-            None,
-            "required: pass account='<org>-<account>' or set the Pulumi config snowflake:organizationName "
-            "and snowflake:accountName",
-        )
-    elif not isinstance(account, str) or not _ACCOUNT_RE.match(account):
-        p.add("account", account, "an account identifier such as 'myorg-myaccount'")
-    out["account"] = account
-
-    size = a.get("warehouse_size", "XSMALL")
-    canon = _SIZE_ALIASES.get(size.upper(), size.upper()) if isinstance(size, str) else size
-    if canon not in WAREHOUSE_SIZES:
-        p.add("warehouse_size", size, "one of: " + ", ".join(WAREHOUSE_SIZES))
-    out["warehouse_size"] = canon
-
-    for key, low, high in (
-        ("auto_suspend_seconds", 60, 86400 * 7),
-        ("statement_timeout_seconds", 1, 604800),
-        ("data_retention_days", 0, 90),
-        ("credit_quota", 1, 10**7),
-    ):
-        value = a.get(key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
-        ):
-            p.add(key, value, f"a whole number from {low} to {high}")
-
-    for key in (
-        "warehouse_name",
-        "database_name",
-        "schema_name",
-        "stage_name",
-        "reader_role_name",
-        "writer_role_name",
-        "user_name",
-    ):
-        value = a.get(key)
-        if value is not None and (not isinstance(value, str) or not _IDENT_RE.match(value)):
-            p.add(key, value, "a Snowflake identifier: a letter or _ then letters, digits, _ or $")
-    for key in ("reader_role_name", "writer_role_name"):
-        if isinstance(a.get(key), str) and a[key].upper() in ADMIN_ROLES:
-            p.add(key, a[key], "a new role of its own, never a system/admin role")
-    if isinstance(a.get("reader_role_name"), str) and a.get("reader_role_name") == a.get("writer_role_name"):
-        p.add("writer_role_name", a["writer_role_name"], "a different name than reader_role_name")
-
-    policy = a.get("network_policy")
-    if policy is not None and (not isinstance(policy, str) or not _IDENT_RE.match(policy)):
-        p.add("network_policy", policy, "the name of an existing network policy")
-    parent_role = a.get("parent_role", "SYSADMIN")
-    if not isinstance(parent_role, str) or (parent_role and not _IDENT_RE.match(parent_role)):
-        p.add("parent_role", parent_role, "an existing role name, or '' for none")
-
-    job_role = a.get("job_role", "reader")
-    if job_role not in ("reader", "writer"):
-        p.add("job_role", job_role, "'reader' or 'writer'")
-    out["job_role"] = job_role
-
-    pub = a.get("rsa_public_key")
-    if pub is not None and is_known(pub) and (not isinstance(pub, str) or "PRIVATE" in pub.upper()):
-        p.add("rsa_public_key", "<redacted>", "a PUBLIC key (PEM or base64 body); never pass a private key")
-
-    conn = a.get("connection_name")
-    if conn is not None and (not isinstance(conn, str) or not re.match(r"^[A-Za-z0-9_\-]{1,64}$", conn)):
-        p.add("connection_name", conn, "letters, digits, '_' and '-'")
-
-    users = a.get("notify_users")
-    if users is not None and (not isinstance(users, list) or not all(isinstance(u, str) for u in users)):
-        p.add("notify_users", users, "a list of user names")
-    if users and a.get("credit_quota") is None:
-        p.add("notify_users", users, "only used with credit_quota; set it too")
-
-    pool = a.get("gpu_compute_pool")
-    if pool is not None:
-        if not isinstance(pool, dict):
-            p.add(
-                "gpu_compute_pool",
-                pool,
-                "a dict (SnowflakeGpuComputePoolArgs), e.g. {'instance_family': 'GPU_NV_S'}",
-            )
-        else:
-            p.unknown_keys(pool, SnowflakeGpuComputePoolArgs, prefix="gpu_compute_pool.")
-            fam = pool.get("instance_family", "GPU_NV_S")
-            if fam not in GPU_INSTANCE_FAMILIES:
-                p.add(
-                    "gpu_compute_pool.instance_family",
-                    fam,
-                    "a GPU family: " + ", ".join(GPU_INSTANCE_FAMILIES),
-                )
-            lo, hi = pool.get("min_nodes", 1), pool.get("max_nodes", 1)
-            for k, val in (("min_nodes", lo), ("max_nodes", hi)):
-                if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= 150:
-                    p.add(f"gpu_compute_pool.{k}", val, "a whole number from 1 to 150")
-            if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
-                p.add("gpu_compute_pool.max_nodes", hi, f"at least min_nodes ({lo})")
-            secs = pool.get("auto_suspend_seconds", 600)
-            if isinstance(secs, bool) or not isinstance(secs, int) or secs < 60:
-                p.add("gpu_compute_pool.auto_suspend_seconds", secs, "a whole number of seconds, at least 60")
-            pn = pool.get("name")
-            if pn is not None and (not isinstance(pn, str) or not _IDENT_RE.match(pn)):
-                p.add("gpu_compute_pool.name", pn, "a Snowflake identifier")
-
-    if not isinstance(a.get("retain_on_delete", True), bool):
-        p.add("retain_on_delete", a["retain_on_delete"], "True or False")
-    if "comment" in a and not isinstance(a["comment"], str):
-        p.add("comment", a["comment"], "a string")
-    p.raise_if_any()
-    return out
