@@ -16,6 +16,9 @@ import pulumi
 
 from ._policy import RoleLike
 
+if TYPE_CHECKING:
+    import pulumi_aws as aws
+
 
 @runtime_checkable
 class Layer(Protocol):
@@ -61,18 +64,65 @@ class DataLayer(Layer, Protocol):
 class WarehouseAccess(Protocol):
     """A warehouse data layer that can hand jobs their login files (Pulumi secrets only)."""
 
-    def jobs_access(self) -> dict[str, Any]: ...
+    def jobs_access(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
+
+    # (*args, **kwargs): Snowflake's takes private_key_path=, Databricks' profile=
 
 
 @runtime_checkable
-class JobsCluster(Layer, Protocol):
-    """A Kubernetes cluster jobs run in: EksGpuCluster, or ExistingEksCluster for one created elsewhere."""
+class S3Store(ArtifactStore, Protocol):
+    """An artifact store that also names its bucket's region and KMS key (S3ArtifactStore): what Argo's
+    artifact repository is configured from. A store without them gets the cluster's region and SSE-S3."""
+
+    @property
+    def region(self) -> pulumi.Output[str]: ...
+
+    @property
+    def kms_key_arn(self) -> pulumi.Output[str] | None: ...
+
+
+@runtime_checkable
+class GrantTarget(Protocol):
+    """Compute whose jobs run as one IAM role: what MLStack grants the data and artifacts to."""
+
+    @property
+    def jobs_role(self) -> aws.iam.Role: ...
+
+
+@runtime_checkable
+class KubernetesJobs(Protocol):
+    """Compute where jobs run in a Kubernetes namespace: where the manifest ConfigMap and the data
+    credentials Secret go."""
 
     @property
     def provider(self) -> pulumi.ProviderResource: ...
 
     @property
     def jobs_namespace(self) -> pulumi.Output[str]: ...
+
+
+@runtime_checkable
+class UsesArtifactStore(Protocol):
+    """A component that may already have granted its jobs role an artifact store (a cluster, Argo)."""
+
+    @property
+    def artifact_store(self) -> WriteGrantable | None: ...
+
+
+@runtime_checkable
+class UsesDataLayer(Protocol):
+    """A component that may already have granted its jobs role a data layer (a cluster)."""
+
+    @property
+    def data_layer(self) -> DataLayer | None: ...
+
+
+@runtime_checkable
+class JobsCluster(Layer, GrantTarget, KubernetesJobs, UsesArtifactStore, UsesDataLayer, Protocol):
+    """A Kubernetes cluster jobs run in: EksGpuCluster, or ExistingEksCluster for one created elsewhere."""
+
+    @property
+    def region(self) -> pulumi.Output[str]: ...
 
     @property
     def jobs_namespace_name(self) -> str: ...
@@ -81,16 +131,10 @@ class JobsCluster(Layer, Protocol):
     def jobs_service_account_name(self) -> str: ...
 
     @property
-    def jobs_role(self) -> pulumi.Resource: ...
+    def jobs_service_account(self) -> pulumi.Resource: ...
 
     @property
     def gpu_tolerations(self) -> list[dict[str, str]]: ...
-
-    @property
-    def artifact_store(self) -> WriteGrantable | None: ...
-
-    @property
-    def data_layer(self) -> DataLayer | None: ...
 
     def irsa_role(
         self,
@@ -98,7 +142,7 @@ class JobsCluster(Layer, Protocol):
         namespace: pulumi.Input[str],
         service_account: pulumi.Input[str],
         tags: Mapping[str, str] | None = None,
-    ) -> pulumi.Resource: ...
+    ) -> aws.iam.Role: ...
 
 
 @runtime_checkable
@@ -106,6 +150,18 @@ class Orchestrator(Layer, Protocol):
     """An orchestrator that publishes the whole manifest where its workflows read it."""
 
     def publish_manifest(self, manifest: pulumi.Input[Mapping[str, Any]]) -> pulumi.Resource: ...
+
+
+def missing_members(obj: object, protocol: type) -> list[str]:
+    """The public members of ``protocol`` (and the Protocols it extends) that ``obj`` lacks, for errors that
+    say what a wrong object needs: ``missing: jobs_role, provider``."""
+    wanted: set[str] = set()
+    for base in protocol.__mro__:
+        if getattr(base, "_is_protocol", False) and base is not Protocol:
+            wanted |= {
+                n for n in (*vars(base), *getattr(base, "__annotations__", {})) if not n.startswith("_")
+            }
+    return sorted(n for n in wanted if not hasattr(obj, n))
 
 
 # Annotations of inputs that take another component. Python callers (and mypy) see the Protocol; Pulumi's

@@ -20,8 +20,21 @@ from mlstack import names
 from mlstack.errors import ConfigError
 
 from . import _tokens
-from ._args import Problems
-from ._contracts import ArtifactStoreRef, ClusterRef, DataLayerRef, OrchestratorRef
+from ._contracts import (
+    ArtifactStoreRef,
+    ClusterRef,
+    DataLayerRef,
+    GrantTarget,
+    KubernetesJobs,
+    Orchestrator,
+    OrchestratorRef,
+    ReadGrantable,
+    UsesArtifactStore,
+    UsesDataLayer,
+    WarehouseAccess,
+    WriteGrantable,
+)
+from .stack_config import MLStackConfig, resolve_mlstack
 
 TYPE = _tokens.token("MLStack")
 OLD_TYPE = "mlstack:stack:MLStack"  # kept as an alias: deployed stacks replace nothing
@@ -32,6 +45,7 @@ CREDENTIALS_SECRET = names.DATA_CREDENTIALS_SECRET
 SNOWFLAKE_DIR = names.SNOWFLAKE_DIR
 DATABRICKS_DIR = names.DATABRICKS_DIR
 CREDENTIALS_MODE = names.DATA_CREDENTIALS_MODE  # the volume's defaultMode
+__all__ = ["MLStack", "MLStackArgs", "MLStackConfig", "StackConfig", "build_manifest", "resolve_mlstack"]
 
 
 class MLStackArgs(TypedDict, total=False):
@@ -67,40 +81,6 @@ class MLStackArgs(TypedDict, total=False):
     Databricks), put the files jobs log in with (Snowflake ``connections.toml`` + key, a Databricks
     ``databrickscfg`` profile) in the Kubernetes Secret ``mlstack-data-credentials`` in the jobs namespace,
     from Pulumi secrets only; ``data_credentials_mount`` says where to mount it. Default: True."""
-
-
-_REQUIRED = ("data", "compute", "orchestrator", "artifacts")
-
-
-def _validate(name: str, a: dict[str, Any]) -> None:
-    problems = Problems(f"MLStack {name!r}")
-    problems.unknown_keys(a, MLStackArgs)
-    for key in _REQUIRED:
-        v = a.get(key)
-        if v is None:
-            problems.add(key, None, f"required: the {key} layer component")
-        elif not hasattr(v, "manifest_section"):
-            problems.add(key, type(v).__name__, "a component with a manifest_section (an mlstack component)")
-    compute = a.get("compute")
-    grant = a.get("grant", True)
-    if (
-        compute is not None
-        and hasattr(compute, "manifest_section")
-        and grant
-        and not hasattr(compute, "jobs_role")
-    ):
-        problems.add("compute", type(compute).__name__, "a compute component with a jobs_role to grant to")
-    art = a.get("artifacts")
-    if art is not None and grant and hasattr(art, "manifest_section") and not hasattr(art, "grant_write"):
-        problems.add("artifacts", type(art).__name__, "an artifact store with grant_write (S3ArtifactStore)")
-    for key in ("project", "stack"):
-        v = a.get(key)
-        if v is not None and (not isinstance(v, str) or not v.strip()):
-            problems.add(key, v, "a non-empty string")
-    for key in ("grant", "publish_configmap", "export_manifest", "data_credentials"):
-        if key in a and not isinstance(a[key], bool):
-            problems.add(key, a[key], "True or False")
-    problems.raise_if_any()
 
 
 def _in_python_program() -> bool:
@@ -145,28 +125,28 @@ class MLStack(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
-        a: dict[str, Any] = dict(args or {})
-        _validate(name, a)
-        self.data, self.compute = a["data"], a["compute"]
-        self.orchestrator, self.artifacts = a["orchestrator"], a["artifacts"]
-        project = a.get("project") or pulumi.get_project()
-        stack = a.get("stack") or pulumi.get_stack()
+        cfg = resolve_mlstack(name, args, project=pulumi.get_project(), stack=pulumi.get_stack())
+        self.config = cfg
+        self.data, self.compute = cfg.data, cfg.compute
+        self.orchestrator, self.artifacts = cfg.orchestrator, cfg.artifacts
+        project, stack = cfg.project, cfg.stack
         self.grants: list[pulumi.Resource] = []
 
-        role = getattr(self.compute, "jobs_role", None)
-        self.jobs_role_arn = getattr(role, "arn", None) if role is not None else None
-        if a.get("grant", True) and role is not None:
+        role = self.compute.jobs_role if isinstance(self.compute, GrantTarget) else None
+        self.jobs_role_arn = role.arn if role is not None else None
+        if cfg.grant and role is not None:
             # the compute or orchestrator component may already have granted (their artifact_store /
             # data_layer args): one grant per store and role, never duplicates
-            granted = (
-                getattr(self.compute, "artifact_store", None),
-                getattr(self.orchestrator, "artifact_store", None),
-            )
+            granted = [
+                c.artifact_store
+                for c in (self.compute, self.orchestrator)
+                if isinstance(c, UsesArtifactStore)
+            ]
             if not any(g is self.artifacts for g in granted):
+                assert isinstance(self.artifacts, WriteGrantable)  # resolve_mlstack: required with grant
                 self.grants.append(self.artifacts.grant_write(role, f"{name}-jobs-artifacts-rw"))
-            if getattr(self.compute, "data_layer", None) is not self.data and hasattr(
-                self.data, "grant_read"
-            ):
+            compute_data = self.compute.data_layer if isinstance(self.compute, UsesDataLayer) else None
+            if compute_data is not self.data and isinstance(self.data, ReadGrantable):
                 self.grants.append(self.data.grant_read(role, f"{name}-jobs-data-read"))
 
         sections = [
@@ -178,16 +158,16 @@ class MLStack(pulumi.ComponentResource):
         self.manifest = pulumi.Output.all(*sections).apply(lambda s: build_manifest(project, stack, s))
 
         self.manifest_configmap = None
-        if a.get("publish_configmap", True):
+        if cfg.publish_configmap:
             self.manifest_configmap = self._publish(name)
 
         self.data_credentials_secret: Any = None
         self.data_credentials_mount: dict[str, Any] | None = None
-        if a.get("data_credentials", True):
+        if cfg.data_credentials:
             self._data_credentials(name)
 
         # a program in another language has no Python stack to export to: it exports ${stack.manifest} itself
-        if a.get("export_manifest", True) and _in_python_program():
+        if cfg.export_manifest and _in_python_program():
             pulumi.export("manifest", self.manifest)
         self.register_outputs(
             {
@@ -199,10 +179,14 @@ class MLStack(pulumi.ComponentResource):
 
     def _data_credentials(self, name: str) -> None:
         """The warehouse login files as a Kubernetes Secret in the jobs namespace (secret values only)."""
-        provider = getattr(self.compute, "provider", None)
-        namespace = getattr(self.compute, "jobs_namespace", None)
-        access_fn = getattr(self.data, "jobs_access", None)
-        if provider is None or namespace is None or access_fn is None:
+        if not isinstance(self.compute, KubernetesJobs) or not isinstance(self.data, WarehouseAccess):
+            return
+        provider, namespace, access_fn = (
+            self.compute.provider,
+            self.compute.jobs_namespace,
+            self.data.jobs_access,
+        )
+        if provider is None or namespace is None:
             return
         import inspect
 
@@ -250,10 +234,11 @@ class MLStack(pulumi.ComponentResource):
 
     def _publish(self, name: str) -> Any:
         """The manifest ConfigMap in the jobs namespace (Kubernetes compute only)."""
-        if hasattr(self.orchestrator, "publish_manifest"):
+        if isinstance(self.orchestrator, Orchestrator):
             return self.orchestrator.publish_manifest(self.manifest)
-        provider = getattr(self.compute, "provider", None)
-        namespace = getattr(self.compute, "jobs_namespace", None)
+        if not isinstance(self.compute, KubernetesJobs):
+            return None  # not Kubernetes: jobs read the manifest from the stack output instead
+        provider, namespace = self.compute.provider, self.compute.jobs_namespace
         if provider is None or namespace is None:
             return None  # not Kubernetes: jobs read the manifest from the stack output instead
         import json

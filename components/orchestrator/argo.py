@@ -13,7 +13,6 @@
 """
 
 import json
-import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, TypedDict
@@ -26,10 +25,10 @@ from mlstack.manifest import from_dict, validate_section
 from mlstack.pipeline import security as job_security
 
 from .. import _network_policy, _tokens
-from .._args import Problems
-from .._contracts import ArtifactStoreRef, ClusterRef
-from ..compute.eks import ROLE_LABEL, EksGpuCluster, ExistingEksCluster
+from .._contracts import ArtifactStoreRef, ClusterRef, S3Store
+from ..compute.eks import ROLE_LABEL, EksGpuCluster
 from . import versions
+from .config import ArgoConfig, SsoConfig, resolve_argo
 
 MANIFEST_CONFIGMAP = names.MANIFEST_CONFIGMAP
 """Name of the ConfigMap holding the stack manifest in the jobs namespace."""
@@ -51,8 +50,17 @@ class AuthMode(StrEnum):
     """Bearer tokens (a Kubernetes token, e.g. from `aws eks get-token`), checked by the API server."""
     SSO = "sso"
     """Single sign-on through an OIDC provider (needs ``sso``)."""
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_URL = re.compile(r"^https://[^\s/]+(/[^\s]*)?$")
+
+
+__all__ = [
+    "ArgoConfig",
+    "ArgoSsoArgs",
+    "ArgoWorkflows",
+    "ArgoWorkflowsArgs",
+    "AuthMode",
+    "SsoConfig",
+    "resolve_argo",
+]
 
 
 class ArgoSsoArgs(TypedDict, total=False):
@@ -122,80 +130,6 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def _validate(name: str, a: Mapping[str, Any]) -> None:
-    p = Problems(f"ArgoWorkflows {name!r}")
-    p.unknown_keys(a, ArgoWorkflowsArgs)
-    cluster = a.get("cluster")
-    if not isinstance(cluster, EksGpuCluster | ExistingEksCluster):
-        p.add(
-            "cluster",
-            type(cluster).__name__ if cluster is not None else None,
-            "required; an EksGpuCluster (or EksGpuCluster.from_existing(...))",
-        )
-    store = a.get("artifact_store")
-    if store is not None and not all(hasattr(store, x) for x in ("grant_read", "bucket_name", "prefix")):
-        p.add("artifact_store", type(store).__name__, "an artifact store such as S3ArtifactStore")
-    mode = a.get("auth_mode", "client")
-    if mode not in AUTH_MODES:
-        why = "one of: client, sso"
-        if mode == "server":
-            why += " ('server' mode lets anyone who reaches the UI act as the server's service account)"
-        p.add("auth_mode", mode, why)
-    sso = a.get("sso")
-    if mode == "sso":
-        if not isinstance(sso, Mapping):
-            p.add("sso", sso, "required with auth_mode 'sso' (issuer, redirect_url)")
-        else:
-            p.unknown_keys(sso, ArgoSsoArgs, prefix="sso.")
-            for key in ("issuer", "redirect_url"):
-                if not isinstance(sso.get(key), str) or not _URL.match(sso[key]):
-                    p.add(f"sso.{key}", sso.get(key), "required; an https:// URL")
-            if isinstance(sso.get("redirect_url"), str) and not sso["redirect_url"].endswith(
-                "/oauth2/callback"
-            ):
-                p.add("sso.redirect_url", sso["redirect_url"], "must end with /oauth2/callback")
-            secret = sso.get("client_secret_name", "argo-server-sso")
-            if not isinstance(secret, str) or not _DNS_LABEL.match(secret):
-                p.add("sso.client_secret_name", secret, "a Secret name (DNS label)")
-    elif sso is not None:
-        p.add("sso", "...", "only used with auth_mode 'sso'; set auth_mode='sso' or drop sso")
-    ns = a.get("namespace", "argo")
-    if not isinstance(ns, str) or not _DNS_LABEL.match(ns):
-        p.add("namespace", ns, "a DNS label: lowercase letters, digits and '-'")
-    elif isinstance(cluster, EksGpuCluster | ExistingEksCluster) and ns == cluster.jobs_namespace_name:
-        p.add("namespace", ns, "keep Argo's controller apart from the jobs namespace")
-    ver = a.get("chart_version", versions.ARGO_CHART_VERSION)
-    if not isinstance(ver, str) or not re.match(r"^\d+\.\d+\.\d+$", ver):
-        p.add("chart_version", ver, "an exact chart version such as 1.0.18 (ranges are not pinned)")
-    ttl = a.get("workflow_ttl_hours", 168)
-    if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 1:
-        p.add("workflow_ttl_hours", ttl, "a whole number of hours >= 1")
-    for key in ("gpu_tolerations", "archive_logs"):
-        if key in a and not isinstance(a[key], bool):
-            p.add(key, a[key], "True or False")
-    _network_policy.check_egress_rules(p, "extra_egress", a.get("extra_egress"))
-    peers = a.get("server_ingress_from")
-    if peers is not None:
-        _network_policy.check_egress_rules(
-            p, "server_ingress_from", [{"to": peers}] if isinstance(peers, list) else peers
-        )
-    extra = a.get("extra_values", {})
-    if not isinstance(extra, Mapping):
-        p.add("extra_values", extra, "a dict of chart values")
-    else:
-        server = extra.get("server", {}) if isinstance(extra.get("server"), Mapping) else {}
-        modes = server.get("authModes", []) or []
-        if (
-            "server" in modes
-            or server.get("authMode") == "server"
-            or any("auth-mode=server" in str(x) for x in server.get("extraArgs", []) or [])
-        ):
-            p.add("extra_values.server", "authModes: server", "auth mode 'server' is never allowed")
-        if extra.get("useStaticCredentials"):
-            p.add("extra_values.useStaticCredentials", True, "artifacts go through IRSA; no static keys")
-    p.raise_if_any()
-
-
 class ArgoWorkflows(pulumi.ComponentResource):
     """Argo Workflows for the stack's jobs; exports the manifest ``orchestrator`` section.
 
@@ -224,19 +158,19 @@ class ArgoWorkflows(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
-        a: dict[str, Any] = dict(args or {})
-        _validate(name, a)
-        cluster: EksGpuCluster | ExistingEksCluster = a["cluster"]
+        cfg = resolve_argo(name, args)
+        self.config = cfg
+        cluster = cfg.cluster
         self._name_prefix = name
         self.cluster = cluster
-        store = a.get("artifact_store") or getattr(cluster, "artifact_store", None)
+        store = cfg.artifact_store
         self.artifact_store = store
-        self.chart_version = a.get("chart_version", versions.ARGO_CHART_VERSION)
-        self.auth_mode: str = a.get("auth_mode", "client")
+        self.chart_version = cfg.chart_version
+        self.auth_mode: str = cfg.auth_mode.value
         kopts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
         labels = {"app.kubernetes.io/managed-by": "mlstack", "app.kubernetes.io/part-of": "argo-workflows"}
 
-        ns_name = a.get("namespace", "argo")
+        ns_name = cfg.namespace
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={
@@ -252,16 +186,16 @@ class ArgoWorkflows(pulumi.ComponentResource):
         self.namespace = namespace.metadata.apply(lambda m: m["name"])
         # default-deny ingress, DNS + HTTPS egress; the server's port only from the jobs namespace (and any peers
         # the owner lists); kubectl port-forward reaches the pod through the kubelet, outside any policy
-        jobs_ns = getattr(cluster, "jobs_namespace_name", None)
+        jobs_ns = cluster.jobs_namespace_name
         server_from: list[dict[str, Any]] = [
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": jobs_ns}}},
-            *(a.get("server_ingress_from") or []),
+            *(dict(peer) for peer in cfg.server_ingress_from),
         ]
         self.network_policies = _network_policy.namespace_policies(
             f"{name}-netpol",
             self.namespace,
             pulumi.ResourceOptions.merge(kopts, pulumi.ResourceOptions(depends_on=[namespace])),
-            extra_egress=a.get("extra_egress"),
+            extra_egress=list(cfg.extra_egress) if cfg.extra_egress is not None else None,
             ingress=[
                 (
                     "allow-argo-server",
@@ -276,51 +210,50 @@ class ArgoWorkflows(pulumi.ComponentResource):
 
         # ------------------------------------------------------------ workflow RBAC (jobs namespace)
         # What Argo's emissary executor needs from the API (v3.4+): report step results; plus artifact GC.
-        executor_role = k8s.rbac.v1.Role(
-            f"{name}-executor",
-            metadata={
-                "name": "argo-workflow-executor",
-                "namespace": self.workflow_namespace,
-                "labels": labels,
+        # Any: pulumi_kubernetes' TypedDict overloads do not take plain dicts holding Outputs
+        executor_meta: Any = {
+            "name": "argo-workflow-executor",
+            "namespace": self.workflow_namespace,
+            "labels": labels,
+        }
+        executor_rules: Any = [
+            {
+                "apiGroups": ["argoproj.io"],
+                "resources": ["workflowtaskresults"],
+                "verbs": ["create", "patch"],
             },
-            rules=[
-                {
-                    "apiGroups": ["argoproj.io"],
-                    "resources": ["workflowtaskresults"],
-                    "verbs": ["create", "patch"],
-                },
-                {
-                    "apiGroups": ["argoproj.io"],
-                    "resources": ["workflowartifactgctasks"],
-                    "verbs": ["list", "watch"],
-                },
-                {
-                    "apiGroups": ["argoproj.io"],
-                    "resources": ["workflowartifactgctasks/status"],
-                    "verbs": ["patch"],
-                },
-            ],
-            opts=kopts,
+            {
+                "apiGroups": ["argoproj.io"],
+                "resources": ["workflowartifactgctasks"],
+                "verbs": ["list", "watch"],
+            },
+            {
+                "apiGroups": ["argoproj.io"],
+                "resources": ["workflowartifactgctasks/status"],
+                "verbs": ["patch"],
+            },
+        ]
+        executor_role = k8s.rbac.v1.Role(
+            f"{name}-executor", metadata=executor_meta, rules=executor_rules, opts=kopts
         )
+        role_ref: Any = {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "argo-workflow-executor",
+        }
+        subjects: Any = [
+            {
+                "kind": "ServiceAccount",
+                "name": self.workflow_service_account_name,
+                "namespace": self.workflow_namespace,
+            }
+        ]
+        binding_meta: Any = dict(executor_meta)
         binding = k8s.rbac.v1.RoleBinding(
             f"{name}-executor",
-            metadata={
-                "name": "argo-workflow-executor",
-                "namespace": self.workflow_namespace,
-                "labels": labels,
-            },
-            role_ref={
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "argo-workflow-executor",
-            },
-            subjects=[
-                {
-                    "kind": "ServiceAccount",
-                    "name": self.workflow_service_account_name,
-                    "namespace": self.workflow_namespace,
-                }
-            ],
+            metadata=binding_meta,
+            role_ref=role_ref,
+            subjects=subjects,
             opts=pulumi.ResourceOptions.merge(kopts, pulumi.ResourceOptions(depends_on=[executor_role])),
         )
 
@@ -328,7 +261,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
         server_sa_annotations: dict[str, Any] = {}
         artifact_repo: Any = {}
         if store is not None:
-            if store is not getattr(cluster, "artifact_store", None):
+            if not cfg.store_granted_by_cluster:
                 # the cluster did not grant this store to the jobs role: do it here (grant_write includes
                 # read, so one policy; MLStack sees ``self.artifact_store`` and does not grant it again)
                 store.grant_write(cluster.jobs_role)
@@ -339,12 +272,12 @@ class ArgoWorkflows(pulumi.ComponentResource):
             artifact_repo = pulumi.Output.all(
                 store.bucket_name,
                 pulumi.Output.from_input(store.prefix),
-                pulumi.Output.from_input(getattr(store, "region", None) or cluster.region),
-                pulumi.Output.from_input(getattr(store, "kms_key_arn", None)),
-            ).apply(lambda v: _s3_repository(*v, archive_logs=a.get("archive_logs", True)))
+                pulumi.Output.from_input(store.region if isinstance(store, S3Store) else cluster.region),
+                pulumi.Output.from_input(store.kms_key_arn if isinstance(store, S3Store) else None),
+            ).apply(lambda v: _s3_repository(*v, archive_logs=cfg.archive_logs))
 
         # ------------------------------------------------------------ the chart
-        tolerations = [dict(t) for t in cluster.gpu_tolerations] if a.get("gpu_tolerations", True) else []
+        tolerations = [dict(t) for t in cluster.gpu_tolerations] if cfg.gpu_tolerations else []
         # Argo's own pods stay off GPU nodes: on mlstack's system group, or any Linux node of a foreign cluster
         system_nodes = (
             {ROLE_LABEL: "system"} if isinstance(cluster, EksGpuCluster) else {"kubernetes.io/os": "linux"}
@@ -368,17 +301,16 @@ class ArgoWorkflows(pulumi.ComponentResource):
                 "annotations": server_sa_annotations,
             },
         }
-        if self.auth_mode == "sso":
-            sso = a["sso"]
-            secret = sso.get("client_secret_name", "argo-server-sso")
+        if cfg.sso is not None:
+            sso = cfg.sso
             server["sso"] = {
                 "enabled": True,
-                "issuer": sso["issuer"],
-                "clientId": {"name": secret, "key": "client-id"},
-                "clientSecret": {"name": secret, "key": "client-secret"},
-                "redirectUrl": sso["redirect_url"],
-                "scopes": list(sso.get("scopes", ["groups"])),
-                "rbac": {"enabled": bool(sso.get("rbac", True))},
+                "issuer": sso.issuer,
+                "clientId": {"name": sso.client_secret_name, "key": "client-id"},
+                "clientSecret": {"name": sso.client_secret_name, "key": "client-secret"},
+                "redirectUrl": sso.redirect_url,
+                "scopes": list(sso.scopes),
+                "rbac": {"enabled": sso.rbac},
             }
         values: dict[str, Any] = {
             "fullnameOverride": RELEASE_NAME,
@@ -420,7 +352,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
                         # every workflow's pods non-root (the jobs namespace enforces Pod Security
                         # "restricted"); mlstack-rendered templates carry the same, hand-written ones inherit it
                         "securityContext": job_security.pod_security_context(),
-                        "ttlStrategy": {"secondsAfterCompletion": a.get("workflow_ttl_hours", 168) * 3600},
+                        "ttlStrategy": {"secondsAfterCompletion": cfg.workflow_ttl_hours * 3600},
                         # keep failed pods for `mlstack doctor` and kubectl logs; successful ones go
                         "podGC": {"strategy": "OnPodSuccess"},
                         **({"tolerations": tolerations} if tolerations else {}),
@@ -456,7 +388,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
         }
         if store is not None:
             values["artifactRepository"] = artifact_repo
-        values = _deep_merge(values, a.get("extra_values", {}) or {})
+        values = _deep_merge(values, cfg.extra_values)
         self.values = values
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
