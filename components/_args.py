@@ -5,7 +5,8 @@ Pulumi Outputs (unknown until deployment) are skipped, never guessed.
 """
 
 from collections.abc import Mapping
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import pulumi
 
@@ -20,7 +21,8 @@ class InputPropertiesError(ConfigError):
     def __init__(self, component: str, problems: list[tuple[str, Any, str]]) -> None:
         lines = [f"  {path}: got {value!r}; {why}" for path, value, why in problems]
         super().__init__(
-            f"{component}: {len(problems)} invalid argument{'s' if len(problems) != 1 else ''}\n" + "\n".join(lines),
+            f"{component}: {len(problems)} invalid argument{'s' if len(problems) != 1 else ''}\n"
+            + "\n".join(lines),
             fix="correct the arguments listed above",
         )
         self.component = component
@@ -52,3 +54,21 @@ class Problems:
 def is_known(value: Any) -> bool:
     """False for Pulumi Outputs and other deferred inputs: those are not validated here."""
     return not isinstance(value, pulumi.Output) and not hasattr(value, "__await__")
+
+
+def is_whole(value: Any) -> bool:
+    """An int that is not a bool (``True`` is an int in Python, never a count here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def choice(problems: Problems, path: str, value: Any, enum: type[E], default: E, why: str = "") -> E:
+    """``value`` as a member of the str Enum ``enum`` (plain strings accepted); on a bad value, a problem
+    (``why``, else the allowed values) and ``default``, so validation goes on and reports everything."""
+    try:
+        return enum(value)
+    except ValueError:
+        problems.add(path, value, why or "one of: " + ", ".join(m.value for m in enum))
+        return default

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from .._args import Problems
+from .._args import Problems, choice, is_whole
 
 if TYPE_CHECKING:
     from .databricks import DatabricksDataLayerArgs
@@ -87,10 +87,6 @@ def base_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", name.lower())
 
 
-def _whole(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def resolve_databricks(
     name: str, args: DatabricksDataLayerArgs | Mapping[str, Any] | None, *, config_host: str | None = None
 ) -> DatabricksConfig:
@@ -122,18 +118,15 @@ def resolve_databricks(
     if root is not None and (not isinstance(root, str) or not re.match(r"^(s3|abfss|gs)://", root)):
         p.add("catalog_storage_root", root, "a cloud storage URL (s3://, abfss:// or gs://)")
 
-    size_in = a.get("warehouse_size", SqlWarehouseSize.XXSMALL)
-    try:
-        size = SqlWarehouseSize(size_in)
-    except ValueError:
-        p.add("warehouse_size", size_in, "one of: " + ", ".join(SQL_WAREHOUSE_SIZES))
-        size = SqlWarehouseSize.XXSMALL
+    size = choice(
+        p, "warehouse_size", a.get("warehouse_size", "2X-Small"), SqlWarehouseSize, SqlWarehouseSize.XXSMALL
+    )
     serverless = a.get("warehouse_serverless", True)
     if not isinstance(serverless, bool):
         p.add("warehouse_serverless", serverless, "True or False")
     stop = a.get("warehouse_auto_stop_minutes", 10)
     low_stop = 1 if serverless is True else 10
-    if not _whole(stop) or not low_stop <= stop <= 1440:
+    if not is_whole(stop) or not low_stop <= stop <= 1440:
         p.add(
             "warehouse_auto_stop_minutes",
             stop,
@@ -149,10 +142,10 @@ def resolve_databricks(
         ("max_clusters_per_user", 1, 1000, 2),
     ):
         val = ints[key] = a.get(key, default)
-        if not _whole(val) or not low <= val <= high:
+        if not is_whole(val) or not low <= val <= high:
             p.add(key, val, f"a whole number from {low} to {high}")
     at, mx = ints["auto_termination_minutes"], ints["max_auto_termination_minutes"]
-    if _whole(at) and _whole(mx) and at > mx:
+    if is_whole(at) and is_whole(mx) and at > mx:
         p.add("auto_termination_minutes", at, f"at most max_auto_termination_minutes ({mx})")
 
     nodes = a.get("gpu_node_types", DEFAULT_GPU_NODE_TYPES)
@@ -168,12 +161,9 @@ def resolve_databricks(
                 if not isinstance(r, str) or not re.match(GPU_ML_RUNTIME_REGEX, r):
                     p.add(f"gpu_runtimes[{i}]", r, "a GPU ML runtime such as '15.4.x-gpu-ml-scala2.12'")
 
-    access_in = a.get("job_access", Access.WRITER)
-    try:
-        job_access = Access(access_in)
-    except ValueError:
-        p.add("job_access", access_in, "'reader' or 'writer'")
-        job_access = Access.WRITER
+    job_access = choice(
+        p, "job_access", a.get("job_access", "writer"), Access, Access.WRITER, "'reader' or 'writer'"
+    )
     groups: dict[str, tuple[str, ...]] = {}
     seen: dict[str, str] = {}
     for key in ("reader_groups", "writer_groups"):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
-from .._args import Problems
+from .._args import Problems, is_whole
 from .._s3 import BucketConfig, check_prefix, check_tags, normalize_prefix, resolve_bucket
 
 if TYPE_CHECKING:
@@ -63,10 +63,6 @@ def default_database_name(name: str) -> str:
     return re.sub(r"[-.]", "_", name.lower())
 
 
-def _whole(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def resolve_lakehouse(name: str, args: S3LakehouseArgs | Mapping[str, Any] | None) -> LakehouseConfig:
     """S3Lakehouse's args as a frozen :class:`LakehouseConfig`; every problem reported in one error."""
     from ..artifacts.s3 import S3ArtifactStore
@@ -97,7 +93,7 @@ def resolve_lakehouse(name: str, args: S3LakehouseArgs | Mapping[str, Any] | Non
         bucket = resolve_bucket(p, name, a)
         tags = bucket.tags
     results_days = a.get("results_expiration_days", DEFAULT_RESULTS_EXPIRATION_DAYS)
-    if not _whole(results_days) or not 0 <= results_days <= 3650:
+    if not is_whole(results_days) or not 0 <= results_days <= 3650:
         p.add("results_expiration_days", results_days, "a whole number of days from 0 to 3650")
     db_name = a.get("database_name", default_database_name(name))
     if not isinstance(db_name, str) or not _GLUE_NAME_RE.match(db_name):
@@ -111,7 +107,7 @@ def resolve_lakehouse(name: str, args: S3LakehouseArgs | Mapping[str, Any] | Non
     if not isinstance(wg_name, str) or not _WORKGROUP_RE.match(wg_name):
         p.add("workgroup_name", wg_name, "1-128 letters, digits, '.', '_' and '-'")
     cutoff = a.get("bytes_scanned_cutoff_per_query", DEFAULT_SCAN_CUTOFF)
-    if not _whole(cutoff) or (cutoff != 0 and cutoff < 10 * 1024**2):
+    if not is_whole(cutoff) or (cutoff != 0 and cutoff < 10 * 1024**2):
         p.add("bytes_scanned_cutoff_per_query", cutoff, "0 (no limit) or a byte count of at least 10485760")
     engine = a.get("engine_version", "AUTO")
     if not isinstance(engine, str) or not engine:

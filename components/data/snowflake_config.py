@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
-from .._args import Problems, is_known
+from .._args import Problems, choice, is_known, is_whole
 
 if TYPE_CHECKING:
     from .snowflake import SnowflakeDataLayerArgs
@@ -141,10 +141,6 @@ def base_name(name: str) -> str:
     return b if re.match(r"^[A-Z_]", b) else f"_{b}"
 
 
-def _whole(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _pool(p: Problems, pool: Any, base: str) -> GpuPoolConfig | None:
     if pool is None:
         return None
@@ -163,12 +159,12 @@ def _pool(p: Problems, pool: Any, base: str) -> GpuPoolConfig | None:
         p.add("gpu_compute_pool.instance_family", fam, "a GPU family: " + ", ".join(GPU_INSTANCE_FAMILIES))
     lo, hi = pool.get("min_nodes", 1), pool.get("max_nodes", 1)
     for k, val in (("min_nodes", lo), ("max_nodes", hi)):
-        if not _whole(val) or not 1 <= val <= 150:
+        if not is_whole(val) or not 1 <= val <= 150:
             p.add(f"gpu_compute_pool.{k}", val, "a whole number from 1 to 150")
-    if _whole(lo) and _whole(hi) and lo > hi:
+    if is_whole(lo) and is_whole(hi) and lo > hi:
         p.add("gpu_compute_pool.max_nodes", hi, f"at least min_nodes ({lo})")
     secs = pool.get("auto_suspend_seconds", 600)
-    if not _whole(secs) or secs < 60:
+    if not is_whole(secs) or secs < 60:
         p.add("gpu_compute_pool.auto_suspend_seconds", secs, "a whole number of seconds, at least 60")
     pn = pool.get("name", f"{base}_GPU_POOL")
     if not isinstance(pn, str) or not IDENT_RE.match(pn):
@@ -206,12 +202,7 @@ def resolve_snowflake(
     elif not isinstance(account, str) or not _ACCOUNT_RE.match(account):
         p.add("account", account, "an account identifier such as 'myorg-myaccount'")
 
-    size_in = a.get("warehouse_size", WarehouseSize.XSMALL)
-    try:
-        size = WarehouseSize(size_in)
-    except ValueError:
-        p.add("warehouse_size", size_in, "one of: " + ", ".join(WAREHOUSE_SIZES))
-        size = WarehouseSize.XSMALL
+    size = choice(p, "warehouse_size", a.get("warehouse_size", "XSMALL"), WarehouseSize, WarehouseSize.XSMALL)
 
     ints: dict[str, Any] = {}
     for key, low, high, default in (
@@ -221,7 +212,7 @@ def resolve_snowflake(
         ("credit_quota", 1, 10**7, None),
     ):
         value = ints[key] = a.get(key, default)
-        if value is not None and (not _whole(value) or not low <= value <= high):
+        if value is not None and (not is_whole(value) or not low <= value <= high):
             p.add(key, value, f"a whole number from {low} to {high}")
 
     defaults = {
@@ -252,12 +243,9 @@ def resolve_snowflake(
     if not isinstance(parent_role, str) or (parent_role and not IDENT_RE.match(parent_role)):
         p.add("parent_role", parent_role, "an existing role name, or '' for none")
 
-    job_role_in = a.get("job_role", JobRole.READER)
-    try:
-        job_role = JobRole(job_role_in)
-    except ValueError:
-        p.add("job_role", job_role_in, "'reader' or 'writer'")
-        job_role = JobRole.READER
+    job_role = choice(
+        p, "job_role", a.get("job_role", "reader"), JobRole, JobRole.READER, "'reader' or 'writer'"
+    )
 
     pub = a.get("rsa_public_key")
     if pub is not None and is_known(pub) and (not isinstance(pub, str) or "PRIVATE" in pub.upper()):

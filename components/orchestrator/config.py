@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .. import _network_policy
-from .._args import Problems
+from .._args import Problems, choice, is_whole
 from .._contracts import ArtifactStore, JobsCluster, missing_members
 from . import versions
 
@@ -163,15 +163,11 @@ def resolve_argo(name: str, args: ArgoWorkflowsArgs | Mapping[str, Any] | None) 
     p.unknown_keys(a, ArgoWorkflowsArgs)
     cluster = _cluster(p, a.get("cluster"))
     store = _store(p, a.get("artifact_store"), cluster)
-    mode_in = a.get("auth_mode", AuthMode.CLIENT)
-    try:
-        mode = AuthMode(mode_in)
-    except ValueError:
-        why = "one of: " + ", ".join(m.value for m in AuthMode)
-        if mode_in == "server":
-            why += " ('server' mode lets anyone who reaches the UI act as the server's service account)"
-        p.add("auth_mode", mode_in, why)
-        mode = AuthMode.CLIENT
+    mode_in = a.get("auth_mode", "client")
+    why = "one of: " + ", ".join(m.value for m in AuthMode)
+    if mode_in == "server":
+        why += " ('server' mode lets anyone who reaches the UI act as the server's service account)"
+    mode = choice(p, "auth_mode", mode_in, AuthMode, AuthMode.CLIENT, why)
     sso = _sso(p, a.get("sso"), mode_in)
     ns = a.get("namespace", DEFAULT_NAMESPACE)
     if not isinstance(ns, str) or not _DNS_LABEL.match(ns):
@@ -182,7 +178,7 @@ def resolve_argo(name: str, args: ArgoWorkflowsArgs | Mapping[str, Any] | None) 
     if not isinstance(ver, str) or not _CHART_VERSION.match(ver):
         p.add("chart_version", ver, "an exact chart version such as 1.0.18 (ranges are not pinned)")
     ttl = a.get("workflow_ttl_hours", DEFAULT_WORKFLOW_TTL_HOURS)
-    if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 1:
+    if not is_whole(ttl) or ttl < 1:
         p.add("workflow_ttl_hours", ttl, "a whole number of hours >= 1")
     flags = {"gpu_tolerations": True, "archive_logs": True}
     for key, default in flags.items():

@@ -131,6 +131,14 @@ def test_snowflake_choices_are_enums_that_accept_plain_strings() -> None:
     )
     assert (cfg.warehouse_size, cfg.job_role) == ("X4LARGE", "reader")
     assert sf.WarehouseSize("2X-Large") is sf.WarehouseSize.XXLARGE
+    # a value of the wrong type is a problem named by key, not a TypeError
+    got = problems_of(
+        sf.resolve_snowflake, "d", {"account": "o-a", "warehouse_size": ["XSMALL"], "job_role": 1}
+    )
+    assert got == {
+        "warehouse_size": (["XSMALL"], "one of: " + ", ".join(sf.WAREHOUSE_SIZES)),
+        "job_role": (1, "'reader' or 'writer'"),
+    }
     assert sf.WAREHOUSE_SIZES[0] == "XSMALL" and len(sf.WAREHOUSE_SIZES) == 10
 
 
