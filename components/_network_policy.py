@@ -90,13 +90,13 @@ def namespace_policies(
     """
     meta = {"namespace": namespace, "labels": dict(LABELS)}
     out = [
-        k8s.networking.v1.NetworkPolicy(
+        k8s.networking.v1.NetworkPolicy(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
             f"{name}-deny-ingress",
             metadata={"name": "default-deny-ingress", **meta},
             spec={"podSelector": {}, "policyTypes": ["Ingress"]},
             opts=opts,
         ),
-        k8s.networking.v1.NetworkPolicy(
+        k8s.networking.v1.NetworkPolicy(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
             f"{name}-egress",
             metadata={"name": "allow-egress-dns-https", **meta},
             spec={"podSelector": {}, "policyTypes": ["Egress"], "egress": baseline_egress()},
@@ -105,7 +105,7 @@ def namespace_policies(
     ]
     if extra_egress:
         out.append(
-            k8s.networking.v1.NetworkPolicy(
+            k8s.networking.v1.NetworkPolicy(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
                 f"{name}-egress-extra",
                 metadata={"name": "allow-egress-extra", **meta},
                 spec={
@@ -118,7 +118,7 @@ def namespace_policies(
         )
     for policy, selector in peers:
         out.append(
-            k8s.networking.v1.NetworkPolicy(
+            k8s.networking.v1.NetworkPolicy(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
                 f"{name}-{policy}",
                 metadata={"name": policy, **meta},
                 spec={
@@ -132,7 +132,7 @@ def namespace_policies(
         )
     for policy, selector, rules in ingress:
         out.append(
-            k8s.networking.v1.NetworkPolicy(
+            k8s.networking.v1.NetworkPolicy(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
                 f"{name}-{policy}",
                 metadata={"name": policy, **meta},
                 spec={"podSelector": dict(selector), "policyTypes": ["Ingress"], "ingress": rules},

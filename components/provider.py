@@ -80,7 +80,7 @@ class _Live:
         self.by_key: dict[tuple[str, str], pulumi.ComponentResource] = {}
 
     def construct(self, cls: type[pulumi.ComponentResource], name: str, args: Any, opts: Any) -> Any:
-        instance = cls(name, _whole_numbers(args), opts)  # type: ignore[call-arg]
+        instance = cls(name, _whole_numbers(args), opts)
         self.by_key[(f"{PACKAGE}:index:{cls.__name__}", name)] = instance  # the host serves index tokens
         return instance
 

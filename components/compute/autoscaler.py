@@ -4,6 +4,7 @@ groups, least-waste expander, scale from zero through the node-template tags (no
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
@@ -13,7 +14,9 @@ from mlstack import names
 
 from .. import _network_policy, _policy
 from . import versions
-from ._shared import JobsClusterBase
+
+if TYPE_CHECKING:
+    from .eks import EksGpuCluster
 
 AUTOSCALER_PORT = 8085
 """cluster-autoscaler's HTTP port (/health-check, /metrics): its --address default."""
@@ -26,7 +29,7 @@ class Autoscaler:
 
 
 def cluster_autoscaler(
-    parent: JobsClusterBase,
+    parent: "EksGpuCluster",
     name: str,
     cluster_arn: pulumi.Output[str],
     cluster_name: str,
@@ -73,14 +76,14 @@ def cluster_autoscaler(
     )
     labels = {"app.kubernetes.io/name": "cluster-autoscaler", "app.kubernetes.io/managed-by": "mlstack"}
     meta = {"name": sa_name, "namespace": "kube-system", "labels": labels}
-    sa = k8s.core.v1.ServiceAccount(
+    sa = k8s.core.v1.ServiceAccount(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
         f"{name}-autoscaler",
         metadata={**meta, "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
         automount_service_account_token=True,
         opts=opts,
     )
     read = ["get", "list", "watch"]
-    cluster_role = k8s.rbac.v1.ClusterRole(
+    cluster_role = k8s.rbac.v1.ClusterRole(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
         f"{name}-autoscaler",
         metadata={"name": sa_name, "labels": labels},
         rules=[
@@ -139,14 +142,14 @@ def cluster_autoscaler(
         ],
         opts=opts,
     )
-    k8s.rbac.v1.ClusterRoleBinding(
+    k8s.rbac.v1.ClusterRoleBinding(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
         f"{name}-autoscaler",
         metadata={"name": sa_name, "labels": labels},
         role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": sa_name},
         subjects=[{"kind": "ServiceAccount", "name": sa_name, "namespace": "kube-system"}],
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[cluster_role, sa])),
     )
-    role_k8s = k8s.rbac.v1.Role(
+    role_k8s = k8s.rbac.v1.Role(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
         f"{name}-autoscaler",
         metadata=meta,
         rules=[
@@ -160,7 +163,7 @@ def cluster_autoscaler(
         ],
         opts=opts,
     )
-    k8s.rbac.v1.RoleBinding(
+    k8s.rbac.v1.RoleBinding(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
         f"{name}-autoscaler",
         metadata=meta,
         role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa_name},
@@ -169,7 +172,7 @@ def cluster_autoscaler(
     )
     # no ingress (kubelet probes are node traffic, not pod traffic); egress to DNS and HTTPS (the API server,
     # the AWS Auto Scaling / EC2 / EKS APIs)
-    k8s.networking.v1.NetworkPolicy(
+    k8s.networking.v1.NetworkPolicy(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
         f"{name}-autoscaler",
         metadata=meta,
         spec={
@@ -195,7 +198,7 @@ def cluster_autoscaler(
         "--stderrthreshold=info",
         "--v=2",
     ]
-    deployment = k8s.apps.v1.Deployment(
+    deployment = k8s.apps.v1.Deployment(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
         f"{name}-autoscaler",
         metadata=meta,
         spec={

@@ -15,7 +15,7 @@ from . import versions
 def device_plugin(name: str, kopts: pulumi.ResourceOptions) -> k8s.apps.v1.DaemonSet:
     """The plugin's DaemonSet in kube-system and a NetworkPolicy denying its pods all traffic."""
     labels = {"app.kubernetes.io/name": "nvidia-device-plugin", "app.kubernetes.io/managed-by": "mlstack"}
-    daemonset = k8s.apps.v1.DaemonSet(
+    daemonset = k8s.apps.v1.DaemonSet(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
         f"{name}-nvidia-device-plugin",
         metadata={"name": "nvidia-device-plugin", "namespace": "kube-system", "labels": labels},
         spec={
@@ -85,7 +85,7 @@ def device_plugin(name: str, kopts: pulumi.ResourceOptions) -> k8s.apps.v1.Daemo
     )
 
     # the plugin needs no network (unix sockets to the kubelet): deny both directions for its pods
-    k8s.networking.v1.NetworkPolicy(
+    k8s.networking.v1.NetworkPolicy(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
         f"{name}-nvidia-device-plugin",
         metadata={"name": "nvidia-device-plugin", "namespace": "kube-system", "labels": labels},
         spec={

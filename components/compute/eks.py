@@ -251,17 +251,19 @@ class EksGpuCluster(pulumi.ComponentResource, JobsClusterBase):
             self,
         )
         cidrs = list(cfg.public_access_cidrs)
+        vpc_config: aws.eks.ClusterVpcConfigArgsDict = {
+            "subnet_ids": private_subnets,
+            "endpoint_private_access": True,
+            "endpoint_public_access": bool(cidrs),
+        }
+        if cidrs:
+            vpc_config["public_access_cidrs"] = cidrs
         self.cluster = aws.eks.Cluster(
             f"{name}-cluster",
             name=cluster_name,
             version=self.kubernetes_version,
             role_arn=cluster_role.arn,
-            vpc_config={
-                "subnet_ids": private_subnets,
-                "endpoint_private_access": True,
-                "endpoint_public_access": bool(cidrs),
-                **({"public_access_cidrs": cidrs} if cidrs else {}),
-            },
+            vpc_config=vpc_config,
             encryption_config={"provider": {"key_arn": self.kms_key_arn}, "resources": ["secrets"]},
             enabled_cluster_log_types=list(cfg.log_types),
             access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": True},

@@ -89,7 +89,7 @@ class JobSetController(pulumi.ComponentResource):
             rules=role["rules"],
             opts=kopts,
         )
-        self.role_binding = k8s.rbac.v1.RoleBinding(
+        self.role_binding = k8s.rbac.v1.RoleBinding(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
             f"{name}-jobsets",
             metadata={
                 "name": ROLE_NAME,

@@ -307,12 +307,12 @@ def validate_pool(p: Problems, at: str, pool: KarpenterPool) -> None:
         )
     table_s = _plan_karpenter.sharing_table()
     classes: dict[str, str] = table_s["mig_gpu_class_by_family"]
-    for t in _types_of(pool) if pool.instance_types else []:
-        if t.family not in classes:
+    for it in _types_of(pool) if pool.instance_types else []:
+        if it.family not in classes:
             p.add(
                 f"{at}.sharing",
-                f"Mig(profile={s.profile!r}) on {t.name}",
-                f"{t.name} ({t.gpu_model}) is not MIG-capable; MIG runs on "
+                f"Mig(profile={s.profile!r}) on {it.name}",
+                f"{it.name} ({it.gpu_model}) is not MIG-capable; MIG runs on "
                 + ", ".join(sorted(classes))
                 + " (A100/H100/H200); use TimeSlicing there",
             )
@@ -711,7 +711,7 @@ class Karpenter(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(
                 f"{name}-node-{i}",
                 role=self.node_role.name,
-                policy_arn=partition.apply(lambda p, pol=policy: f"arn:{p}:iam::aws:policy/{pol}"),
+                policy_arn=pulumi.Output.concat("arn:", partition, f":iam::aws:policy/{policy}"),
                 opts=child,
             )
         self.access_entry = aws.eks.AccessEntry(
@@ -774,11 +774,10 @@ class Karpenter(pulumi.ComponentResource):
 
         # -------------------------------------------------------------- controller identity
         if args.identity == "irsa":
+            # validate() refused irsa without both
+            assert args.oidc_provider_arn is not None and args.oidc_issuer_url is not None
             trust = _policy.irsa_trust_policy(
-                args.oidc_provider_arn,
-                args.oidc_issuer_url,
-                NAMESPACE,
-                SERVICE_ACCOUNT,  # type: ignore[arg-type]
+                args.oidc_provider_arn, args.oidc_issuer_url, NAMESPACE, SERVICE_ACCOUNT
             )
         else:
             trust = pulumi.Output.from_input(_pod_identity_trust())
@@ -868,6 +867,18 @@ class Karpenter(pulumi.ComponentResource):
         )
         managed = {"app.kubernetes.io/managed-by": "mlstack"}
         for pool in args.pools:
+
+            def class_spec(v: list[Any], pool: KarpenterPool = pool) -> dict[str, Any]:
+                return ec2_node_class_spec(
+                    pool,
+                    cluster_name=v[0],
+                    node_role=v[1],
+                    discovery_tag=args.discovery_tag,
+                    tags=args.tags,
+                    subnet_ids=v[2],
+                    security_group_ids=v[3],
+                )
+
             node_class = k8s.apiextensions.CustomResource(
                 f"{name}-{pool.name}",
                 api_version="karpenter.k8s.aws/v1",
@@ -875,17 +886,7 @@ class Karpenter(pulumi.ComponentResource):
                 metadata={"name": pool.name, "labels": managed},
                 spec=pulumi.Output.all(
                     args.cluster_name, self.node_role.name, args.subnet_ids, args.security_group_ids
-                ).apply(
-                    lambda v, pool=pool: ec2_node_class_spec(
-                        pool,
-                        cluster_name=v[0],
-                        node_role=v[1],
-                        discovery_tag=args.discovery_tag,
-                        tags=args.tags,
-                        subnet_ids=v[2],
-                        security_group_ids=v[3],
-                    )
-                ),
+                ).apply(class_spec),
                 opts=after_release,
             )
             self.node_classes[pool.name] = node_class
@@ -900,7 +901,7 @@ class Karpenter(pulumi.ComponentResource):
                 ),
             )
         configs = {p.name: device_plugin_config(p) for p in args.pools if p.sharing is not None}
-        self.device_plugin_configs = None
+        self.device_plugin_configs: k8s.core.v1.ConfigMap | None = None
         if configs:
             self.device_plugin_configs = k8s.core.v1.ConfigMap(
                 f"{name}-device-plugin-configs",
@@ -913,6 +914,7 @@ class Karpenter(pulumi.ComponentResource):
         self.device_plugins: dict[str, k8s.apps.v1.DaemonSet] = {}
         for pool in args.pools:
             if pool.sharing is not None:
+                assert self.device_plugin_configs is not None  # made above for every sharing pool
                 self.device_plugins[pool.name] = k8s.apps.v1.DaemonSet(
                     f"{name}-device-plugin-{pool.name}",
                     **device_plugin_daemonset(
@@ -932,7 +934,7 @@ class Karpenter(pulumi.ComponentResource):
         for key in self.device_plugins:
             ds_name = "nvidia-device-plugin-karpenter" if key == "*" else f"nvidia-device-plugin-{key}"
             # the plugin needs no network (unix sockets to the kubelet): deny both directions
-            k8s.networking.v1.NetworkPolicy(
+            k8s.networking.v1.NetworkPolicy(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
                 f"{name}-device-plugin-{'all' if key == '*' else key}",
                 metadata={"name": ds_name, "namespace": NAMESPACE, "labels": managed},
                 spec={
@@ -969,7 +971,7 @@ def device_plugin_daemonset(
     if pools:
         match.append({"key": POOL_LABEL, "operator": "In", "values": sorted(pools)})
     env = [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}]
-    mounts = [{"name": "device-plugins", "mountPath": "/var/lib/kubelet/device-plugins"}]
+    mounts: list[dict[str, Any]] = [{"name": "device-plugins", "mountPath": "/var/lib/kubelet/device-plugins"}]
     volumes: list[dict[str, Any]] = [
         {"name": "device-plugins", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}
     ]

@@ -27,7 +27,7 @@ def build_network(
 ) -> Network:
     """The VPC, its subnets, NAT and routes, children of ``parent`` (named ``<name>-...``)."""
     child = pulumi.ResourceOptions(parent=parent)
-    net = ipaddress.ip_network(vpc.cidr)
+    net = ipaddress.IPv4Network(vpc.cidr)  # validated: an IPv4 CIDR (config.resolve)
     quarters = list(net.subnets(new_prefix=net.prefixlen + 2))
     publics = list(quarters[3].subnets(new_prefix=net.prefixlen + 4))
     zones = vpc.zones

@@ -65,7 +65,7 @@ def scale_from_zero_tags(
     parent: pulumi.Resource, name: str, spec: NodeGroupSpec, ng: aws.eks.NodeGroup, labels: Mapping[str, str]
 ) -> None:
     """The node-template tags on the group's Auto Scaling group (children of ``parent``)."""
-    asg = ng.resources.apply(lambda r: r[0].autoscaling_groups[0].name)
+    asg = ng.resources.apply(lambda r: (r[0].autoscaling_groups or [])[0].name)
     for i, (k, v) in enumerate(sorted(template_tags(spec, labels).items())):
         aws.autoscaling.Tag(
             f"{name}-{spec.name}-template-{i}",
