@@ -4,7 +4,6 @@ groups, least-waste expander, scale from zero through the node-template tags (no
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
@@ -14,9 +13,7 @@ from mlstack import names
 
 from .. import _network_policy, _policy
 from . import versions
-
-if TYPE_CHECKING:
-    from .eks import EksGpuCluster
+from ._shared import JobsClusterBase
 
 AUTOSCALER_PORT = 8085
 """cluster-autoscaler's HTTP port (/health-check, /metrics): its --address default."""
@@ -29,7 +26,7 @@ class Autoscaler:
 
 
 def cluster_autoscaler(
-    parent: "EksGpuCluster",
+    parent: JobsClusterBase,
     name: str,
     cluster_arn: pulumi.Output[str],
     cluster_name: str,
@@ -39,6 +36,7 @@ def cluster_autoscaler(
     opts: pulumi.ResourceOptions,
 ) -> Autoscaler:
     """cluster-autoscaler with an IRSA role that may only resize this cluster's groups."""
+    assert isinstance(parent, pulumi.Resource)  # the cluster component: JobsClusterBase and a Resource
     sa_name = "cluster-autoscaler"
     role = parent.irsa_role(f"{name}-autoscaler", "kube-system", sa_name, tags)
     owned = {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}}

@@ -20,7 +20,7 @@ control plane and the pieces together. The names below are re-exported for exist
 """
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -276,7 +276,8 @@ class EksGpuCluster(pulumi.ComponentResource, JobsClusterBase):
         self.cluster_name = self.cluster.name
         self.cluster_endpoint = self.cluster.endpoint
         self.cluster_arn: pulumi.Output[str] = self.cluster.arn
-        self.oidc_issuer_url = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        # EKS reports one OIDC issuer per cluster (pulumi-aws types each level Optional)
+        self.oidc_issuer_url = self.cluster.identities.apply(lambda ids: cast(str, (ids[0].oidcs or [])[0].issuer))
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
             url=self.oidc_issuer_url,
@@ -467,7 +468,8 @@ class EksGpuCluster(pulumi.ComponentResource, JobsClusterBase):
                 oidc_provider_arn=self.oidc_provider_arn,
                 oidc_issuer_url=self.oidc_issuer_url,
                 subnet_ids=subnets,
-                security_group_ids=self.cluster.vpc_config.apply(lambda v: [v.cluster_security_group_id]),
+                # set by EKS on every cluster (pulumi-aws types it Optional)
+                security_group_ids=self.cluster.vpc_config.apply(lambda v: [cast(str, v.cluster_security_group_id)]),
                 tags=tags,
             ),
             pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=deps),
