@@ -382,7 +382,7 @@ class Engine:
         *,
         query: list[tuple[str, str]] | None = None,
         headers: dict[str, str] | None = None,
-        body: bytes = b"",
+        body: bytes | bytearray = b"",
         payload_sha256: str | None = None,
         stream: bool = False,
     ) -> Any:
@@ -478,7 +478,7 @@ class Engine:
         *,
         Bucket: str,
         Key: str,
-        Body: bytes,
+        Body: bytes | bytearray,
         ChecksumSHA256: str | None = None,
         ContentType: str | None = None,
         IfNoneMatch: str | None = None,
@@ -494,7 +494,7 @@ class Engine:
         if IfMatch:
             h["if-match"] = IfMatch
         sha = _hex_of_b64(ChecksumSHA256) if ChecksumSHA256 else None
-        r = self.request("PutObject", "PUT", Bucket, Key, headers=h, body=bytes(Body), payload_sha256=sha)
+        r = self.request("PutObject", "PUT", Bucket, Key, headers=h, body=Body, payload_sha256=sha)
         return {"ETag": r.headers.get("ETag", ""), "VersionId": r.headers.get("x-amz-version-id")}
 
     @_op
@@ -585,7 +585,7 @@ class Engine:
         Key: str,
         UploadId: str,
         PartNumber: int,
-        Body: bytes,
+        Body: bytes | bytearray,
         ChecksumSHA256: str | None = None,
         ChecksumCRC32: str | None = None,
     ) -> dict[str, Any]:
@@ -601,9 +601,7 @@ class Engine:
             h["x-amz-checksum-crc32"] = ChecksumCRC32
             sha = sha or UNSIGNED
         q = [("partNumber", str(PartNumber)), ("uploadId", UploadId)]
-        r = self.request(
-            "UploadPart", "PUT", Bucket, Key, query=q, headers=h, body=bytes(Body), payload_sha256=sha
-        )
+        r = self.request("UploadPart", "PUT", Bucket, Key, query=q, headers=h, body=Body, payload_sha256=sha)
         hd = r.headers
         out = {"ETag": hd.get("ETag", ""), "ChecksumSHA256": hd.get("x-amz-checksum-sha256")}
         if hd.get("x-amz-checksum-crc32"):

@@ -704,10 +704,22 @@ class S3Backend(Backend):
         upload_id = up["UploadId"]
         fd = os.open(path, os.O_RDONLY)
         done = False
+        # each part is read into a buffer reused from part to part (sent as it is: no bytes object per part,
+        # whose fresh pages the kernel would fault in and zero each time)
+        free: list[bytearray] = []
+        free_lock = threading.Lock()
         try:
 
             def send(num: int, offset: int) -> dict[str, Any]:
-                body = os.pread(fd, min(part, size - offset), offset)
+                length = min(part, size - offset)
+                with free_lock:
+                    body = free.pop() if free and length == part else bytearray(length)
+                got = os.preadv(fd, [body], offset)
+                if got != length:
+                    raise IntegrityError(
+                        f"{path} changed while it was being put (it is shorter now); nothing was stored",
+                        fix="put it again once the file is no longer being written",
+                    )
                 # S3 checks each part against the CRC-32 computed when the file was hashed: a part corrupted
                 # in transit is refused (BadDigest) and sent again; one whose bytes changed since is refused
                 # every time. (The CRC, not a SHA-256: the server verifies it at a fraction of the CPU, and the
@@ -735,6 +747,9 @@ class S3Backend(Backend):
                             ) from exc
                 if progress:
                     progress(len(body))
+                if length == part:
+                    with free_lock:
+                        free.append(body)
                 return {"PartNumber": num, "ETag": r["ETag"], "ChecksumCRC32": crc}
 
             offsets = list(range(0, size, part))
