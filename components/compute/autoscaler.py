@@ -74,7 +74,7 @@ def cluster_autoscaler(
     )
     labels = {"app.kubernetes.io/name": "cluster-autoscaler", "app.kubernetes.io/managed-by": "mlstack"}
     meta = {"name": sa_name, "namespace": "kube-system", "labels": labels}
-    sa = k8s.core.v1.ServiceAccount(  # type: ignore[call-overload]  # camelCase Kubernetes keys: pulumi_kubernetes types its dicts snake_case only
+    sa = k8s.core.v1.ServiceAccount(  # no ignore: mypy skips pulumi_kubernetes.core (pyproject.toml)
         f"{name}-autoscaler",
         metadata={**meta, "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
         automount_service_account_token=True,
