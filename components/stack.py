@@ -12,7 +12,7 @@ output ``manifest`` and, with Kubernetes compute, publishes it as the ConfigMap 
 
 import re
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict
 
 import pulumi
 
@@ -51,15 +51,15 @@ __all__ = ["MLStack", "MLStackArgs", "MLStackConfig", "StackConfig", "build_mani
 class MLStackArgs(TypedDict, total=False):
     """Arguments of :class:`MLStack`. ``data``, ``compute``, ``orchestrator`` and ``artifacts`` are required."""
 
-    data: DataLayerRef
+    data: Required[DataLayerRef]
     """The data layer (SnowflakeDataLayer, DatabricksDataLayer or S3Lakehouse). Required. With an AWS-side
     grant (``grant_read``), the jobs role gets read access to it; warehouse layers grant through their own
     reader role, which the manifest names."""
-    compute: ClusterRef
+    compute: Required[ClusterRef]
     """The compute layer (EksGpuCluster). Required. Its ``jobs_role`` is the role every grant goes to."""
-    orchestrator: OrchestratorRef
+    orchestrator: Required[OrchestratorRef]
     """The orchestrator (ArgoWorkflows). Required. Its ``publish_manifest`` writes the manifest ConfigMap."""
-    artifacts: ArtifactStoreRef
+    artifacts: Required[ArtifactStoreRef]
     """The artifact store (S3ArtifactStore). Required. The jobs role gets read and write under its prefix."""
     project: str
     """The manifest's ``project``. Default: the Pulumi project name."""
@@ -121,7 +121,7 @@ class MLStack(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        args: MLStackArgs = {},  # noqa: B006 -- read once, never mutated
+        args: MLStackArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))

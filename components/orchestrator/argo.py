@@ -15,7 +15,7 @@
 import json
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -66,9 +66,9 @@ __all__ = [
 class ArgoSsoArgs(TypedDict, total=False):
     """Single sign-on for the Argo server through an OIDC provider (Okta, Google, Cognito, Dex, ...)."""
 
-    issuer: str
+    issuer: Required[str]
     """Required. The OIDC issuer URL, e.g. "https://accounts.google.com"."""
-    redirect_url: str
+    redirect_url: Required[str]
     """Required. "<argo server URL>/oauth2/callback", as registered with the identity provider."""
     client_secret_name: str
     """Kubernetes Secret in the Argo namespace holding the OIDC client as keys ``client-id`` and
@@ -84,7 +84,7 @@ class ArgoSsoArgs(TypedDict, total=False):
 class ArgoWorkflowsArgs(TypedDict, total=False):
     """Arguments of :class:`ArgoWorkflows`."""
 
-    cluster: ClusterRef
+    cluster: Required[ClusterRef]
     """Required. The cluster to install into (its provider, jobs namespace and jobs service account): an
     EksGpuCluster, or ``EksGpuCluster.from_existing(...)`` for a cluster created elsewhere."""
     artifact_store: ArtifactStoreRef
@@ -154,7 +154,7 @@ class ArgoWorkflows(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        args: ArgoWorkflowsArgs = {},  # noqa: B006 -- read once, never mutated
+        args: ArgoWorkflowsArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE, name, None, _tokens.with_old_token(opts, OLD_TYPE))
