@@ -13,12 +13,12 @@ import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from mlstack import names
 
 from .. import _network_policy
-from .._args import Problems, is_known
+from .._args import Problems, choice, is_known, is_whole
 from .._contracts import DataLayer, Layer, ReadGrantable, WriteGrantable
 from . import gpu_types, versions
 from .args import (
@@ -86,23 +86,8 @@ DEFAULT_GPU_GROUP: GpuNodeGroupArgs = {
     "max_size": 2,
 }
 
-E = TypeVar("E", bound=StrEnum)
-
 
 # ---------------------------------------------------------------- pure checks
-def is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def choice(problems: Problems, path: str, value: Any, enum: type[E], default: E, why: str = "") -> E:
-    """``value`` as a member of ``enum`` (plain strings accepted); on a bad value, a problem and ``default``."""
-    try:
-        return enum(value)
-    except ValueError:
-        problems.add(path, value, why or "one of: " + ", ".join(m.value for m in enum))
-        return default
-
-
 def check_label(problems: Problems, path: str, key: Any, value: Any) -> None:
     if not isinstance(key, str) or not isinstance(value, str):
         problems.add(path, key, "label keys and values must be strings")
@@ -124,7 +109,7 @@ def check_sizes(
     ds = g.get("desired_size", mn)
     ok = True
     for key, v in (("min_size", mn), ("desired_size", ds), ("max_size", mx)):
-        if not is_int(v) or v < 0:
+        if not is_whole(v) or v < 0:
             problems.add(f"{path}.{key}", v, "a whole number >= 0")
             ok = False
     if not ok:
@@ -143,7 +128,7 @@ def check_sizes(
 
 
 def check_disk(problems: Problems, path: str, v: Any) -> None:
-    if not is_int(v) or not 20 <= v <= 16384:
+    if not is_whole(v) or not 20 <= v <= 16384:
         problems.add(path, v, "a whole number of GiB between 20 and 16384")
 
 
@@ -168,7 +153,7 @@ def _jobs(problems: Problems, a: Mapping[str, Any]) -> JobsConfig:
         problems.add("jobs_service_account", sa, "a DNS label: lowercase letters, digits and '-', at most 63")
     level = _pod_security(problems, a)
     quota = a.get("jobs_gpu_quota")
-    if quota is not None and (not is_int(quota) or quota < 0):
+    if quota is not None and (not is_whole(quota) or quota < 0):
         problems.add("jobs_gpu_quota", quota, "a whole number of GPUs >= 0 (or leave it out for no quota)")
     egress = a.get("jobs_extra_egress") or []
     return JobsConfig(
@@ -525,16 +510,16 @@ def _autoscaler(
     """The autoscaler choice and, for Karpenter, its pools: one per GPU group, then ``karpenter_pools``."""
     from . import karpenter
 
-    choice = a.get("autoscaler", "cluster-autoscaler")
-    choice = choice.value if isinstance(choice, StrEnum) else choice
+    kind = a.get("autoscaler", "cluster-autoscaler")
+    kind = kind.value if isinstance(kind, StrEnum) else kind
     extra = a.get("karpenter_pools", []) or []
-    if choice not in ("cluster-autoscaler", "karpenter"):
-        p.add("autoscaler", choice, "'cluster-autoscaler' (default: managed GPU groups) or 'karpenter'")
+    if kind not in ("cluster-autoscaler", "karpenter"):
+        p.add("autoscaler", kind, "'cluster-autoscaler' (default: managed GPU groups) or 'karpenter'")
         return "cluster-autoscaler", ()
-    if choice != "karpenter":
+    if kind != "karpenter":
         if extra:
             p.add("karpenter_pools", extra, "only with autoscaler='karpenter'")
-        return choice, ()
+        return kind, ()
     pools = [karpenter.pool_from_group(g) for g in gpu]
     if not isinstance(extra, list | tuple):
         p.add("karpenter_pools", extra, "a list of KarpenterPool objects")
@@ -557,7 +542,7 @@ def _autoscaler(
         karpenter.validate_pool(sub, f"gpu_node_groups[{i}]", pool)
         for item in sub.items:
             p.add(*item)
-    return choice, tuple(pools)
+    return kind, tuple(pools)
 
 
 def resolve_existing(name: str, args: Mapping[str, Any]) -> ExistingClusterConfig:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mlstack import names
-from mlstack.components._args import InputPropertiesError, Problems
+from mlstack.components._args import InputPropertiesError, Problems, choice
 from mlstack.components.compute import config
 from mlstack.components.compute.args import CapacityType, GpuAmiType, NatGateways, PodSecurity, SystemAmiType
 from mlstack.components.compute.spec import NewVpc, OwnVpc
@@ -120,10 +120,10 @@ def test_every_problem_is_reported_at_once_naming_key_value_and_fix() -> None:
 
 def test_choice_returns_the_member_or_records_a_problem() -> None:
     p = Problems("t")
-    assert config.choice(p, "k", "SPOT", CapacityType, CapacityType.ON_DEMAND) is CapacityType.SPOT
-    assert config.choice(p, "k", CapacityType.SPOT, CapacityType, CapacityType.ON_DEMAND) is CapacityType.SPOT
+    assert choice(p, "k", "SPOT", CapacityType, CapacityType.ON_DEMAND) is CapacityType.SPOT
+    assert choice(p, "k", CapacityType.SPOT, CapacityType, CapacityType.ON_DEMAND) is CapacityType.SPOT
     assert not p.items
-    assert config.choice(p, "k", 3, CapacityType, CapacityType.ON_DEMAND) is CapacityType.ON_DEMAND
+    assert choice(p, "k", 3, CapacityType, CapacityType.ON_DEMAND) is CapacityType.ON_DEMAND
     assert p.items == [("k", 3, "one of: ON_DEMAND, SPOT")]
 
 
