@@ -20,7 +20,7 @@ from typing import Any
 from mlstack import prices
 from mlstack.errors import ConfigError
 from mlstack.plan.inventory import NodeGroupSpec, num
-from mlstack.plan.mock_runtime import Recording, unwrap_secrets
+from mlstack.plan.mock_runtime import Recording, Resource, unwrap_secrets
 
 HOURS_PER_MONTH = 730.0
 DEFAULT_USD_PER_CREDIT = 3.00
@@ -92,6 +92,12 @@ def _line(
     }
 
 
+def _by_urn(resources: list[Resource]) -> list[Resource]:
+    """Resources in URN order: registration order varies from run to run, and the lines (hence the assumptions
+    and the float sums of the totals) must not."""
+    return sorted(resources, key=lambda r: r.urn)
+
+
 def estimate(
     recording: Recording, groups: list[NodeGroupSpec], region: str, config: dict[str, str]
 ) -> dict[str, Any]:
@@ -104,7 +110,7 @@ def estimate(
     ]
     h = HOURS_PER_MONTH
 
-    for r in recording.by_type("aws:eks/cluster:Cluster"):
+    for r in _by_urn(recording.by_type("aws:eks/cluster:Cluster")):
         rate = prices.eks_hourly()
         lines.append(
             _line(
@@ -121,7 +127,7 @@ def estimate(
             )
         )
 
-    nats = recording.by_type("aws:ec2/natGateway:NatGateway")
+    nats = _by_urn(recording.by_type("aws:ec2/natGateway:NatGateway"))
     for r in nats:
         rate = prices.nat_hourly()
         extra = (
@@ -190,7 +196,7 @@ def estimate(
 
     wh_hours, wh_from_cfg = _rate(config, "mlstack:warehouseHoursPerMonth", DEFAULT_WAREHOUSE_HOURS)
     assert wh_hours is not None
-    for r in recording.by_type("snowflake:index/warehouse:Warehouse"):
+    for r in _by_urn(recording.by_type("snowflake:index/warehouse:Warehouse")):
         i = unwrap_secrets(r.inputs)
         size = str(i.get("warehouseSize") or "XSMALL")
         optimized = str(i.get("warehouseType") or "").upper() == "SNOWPARK-OPTIMIZED"
@@ -249,7 +255,7 @@ def estimate(
     dbu_table = doc["databricks"]["unverified_third_party_reports"][
         "sql_warehouse_dbu_per_hour_commonly_cited"
     ]
-    for r in recording.by_type("databricks:index/sqlEndpoint:SqlEndpoint"):
+    for r in _by_urn(recording.by_type("databricks:index/sqlEndpoint:SqlEndpoint")):
         i = unwrap_secrets(r.inputs)
         size = str(i.get("clusterSize") or "2X-Small")
         kind = (

@@ -106,8 +106,10 @@ def analyse(
     """Build the report from a recording (also used by tests on hand-built programs)."""
     cfg = dict(config or {})
     region = inventory.region_of(recording, cfg)
-    groups = inventory.node_groups(recording)
-    pools = karpenter.node_pools(recording)
+    # by URN, not in registration order: node groups and pools register concurrently, and the cost lines,
+    # assumptions, quota needs and instance types below are listed in this order (one stable plan per program)
+    groups = sorted(inventory.node_groups(recording), key=lambda g: g.urn)
+    pools = sorted(karpenter.node_pools(recording), key=lambda p: p.urn)
     return PlanResult(
         project=project or recording.project,
         path=path,

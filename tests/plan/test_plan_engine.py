@@ -221,3 +221,42 @@ def test_eks_gpu_cluster_groups_carry_their_spec_names(pulumi_run) -> None:
 
     names = sorted(g.name for g in node_groups(pulumi_run(program)))
     assert names == ["a10g", "l4", "system"]
+
+
+TWO_GROUPS = """
+import pulumi, pulumi_aws as aws
+c = aws.eks.Cluster("c", role_arn="arn:aws:iam::1:role/c", vpc_config={"subnet_ids": ["s1"]})
+for name, cap in (("a", "ON_DEMAND"), ("b", "SPOT")):
+    aws.eks.NodeGroup(name, cluster_name=c.name, node_role_arn="r", subnet_ids=["s1"], instance_types=["g5.xlarge"],
+        capacity_type=cap, scaling_config={"min_size": 0, "max_size": 3, "desired_size": 0})
+for name in ("n1", "n2"):
+    aws.ec2.NatGateway(name, subnet_id="s1")
+"""
+
+
+def test_the_plan_does_not_depend_on_registration_order(make_stack) -> None:
+    """Resources that wait on the same outputs register in whatever order the event loop resolves them (the
+    golden test of examples/platform-repo saw three orders of its node groups); the report must not change."""
+    import dataclasses
+
+    from mlstack.plan.result import analyse
+
+    first = run_plan(make_stack(TWO_GROUPS, {"aws:region": "us-east-1"}))
+    rec = first.recording
+    again = analyse(
+        dataclasses.replace(rec, resources=list(reversed(rec.resources))),
+        config={"aws:region": "us-east-1"},
+        project=first.project,
+        path=first.path,
+        config_file=first.config_file,
+    )
+    a, b = first.to_dict(), again.to_dict()
+    for d in (a, b):
+        del d["resources"], d["tree"]  # the recording itself, in registration order by definition
+    assert a == b
+    assert [g.name for g in again.node_groups] == ["a", "b"]
+    # each group's assumptions in group order: "a" scales to zero, then "b" adds the Spot note
+    asm = a["cost"]["assumptions"]
+    assert asm.index("scales to zero: $0 while idle") < asm.index(
+        "Spot group priced at On-Demand rates (upper bound)"
+    )
