@@ -25,15 +25,20 @@ Wiring components together from another language (design, docs/components/README
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib
+import inspect
+import itertools
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.provider.experimental.component import ComponentProvider
+from pulumi.provider.experimental.util import camel_case
 from pulumi.runtime.rpc import ResourceModule, register_resource_module
 
 from ._tokens import PACKAGE
@@ -132,7 +137,57 @@ class MLStackProvider(ComponentProvider):
         for key, cls in list(self._components.items()):
             self._components[key] = functools.partial(self.live.construct, cls)  # type: ignore[assignment]
         register_resource_module(PACKAGE, "index", _References(self.live))
-        self.schema = json.dumps(mark_secrets(json.loads(self.schema or "{}")))
+        self.schema = json.dumps(complete(json.loads(self.schema or "{}")))
+
+
+def complete(schema: dict[str, Any]) -> dict[str, Any]:
+    """What the analyzer's schema lacks: inherited output descriptions and secret marks (in place; returned)."""
+    return mark_secrets(inherit_descriptions(schema))
+
+
+def inherit_descriptions(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with every component output the analyzer left undescribed given the docstring of the base
+    class that declares it (in place; returned).
+
+    The analyzer collects outputs through the whole MRO but reads attribute docstrings from the component's
+    own class body only, so the outputs both clusters inherit from ``JobsClusterBase`` (``jobsRoleArn``,
+    ``manifestSection``, ...) would reach the schema, SDKs and docs without a description. Read here from the
+    base, they are written once."""
+    for cls in component_classes():
+        props = schema["resources"][f"{PACKAGE}:index:{cls.__name__}"].get("properties", {})
+        for base in cls.__mro__[1:]:
+            if base is object or base.__module__.split(".")[0] == "pulumi":
+                continue
+            for attr, doc in _attribute_docs(base).items():
+                prop = props.get(camel_case(attr))
+                if prop is not None and "description" not in prop:
+                    _describe(prop, doc)
+    return schema
+
+
+def _describe(spec: dict[str, Any], doc: str) -> None:
+    """Set ``doc`` on a property and, as the analyzer does, on its element and value types."""
+    spec["description"] = doc
+    for key in ("items", "additionalProperties"):
+        if isinstance(spec.get(key), dict):
+            _describe(spec[key], doc)
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """``{attribute: docstring}`` of the annotated attributes in ``cls``'s own body, read as the analyzer reads
+    them (the string literal right after the annotation, verbatim)."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(body, ast.ClassDef)
+    stmts = body.body
+    return {
+        a.target.id: b.value.value
+        for a, b in itertools.pairwise(stmts)
+        if isinstance(a, ast.AnnAssign)
+        and isinstance(a.target, ast.Name)
+        and isinstance(b, ast.Expr)
+        and isinstance(b.value, ast.Constant)
+        and isinstance(b.value.value, str)
+    }
 
 
 def mark_secrets(schema: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +203,7 @@ def build_schema() -> dict[str, Any]:
     """The package schema as Pulumi's analyzer infers it, plus the secret marks it cannot infer
     (:data:`SECRET_OUTPUTS`); no provider registration side effects."""
     provider = ComponentProvider(component_classes(), PACKAGE, version=SCHEMA_VERSION)
-    return mark_secrets(json.loads(provider.schema or "{}"))
+    return complete(json.loads(provider.schema or "{}"))
 
 
 def schema_text(schema: dict[str, Any]) -> str:

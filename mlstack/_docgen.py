@@ -334,6 +334,8 @@ def parse_module(path: Path, module: str | None = None) -> ModuleDoc:
                 )
         args[c.name] = ArgsClass(c.name, inspect.cleandoc(ast.get_docstring(c) or ""), fields, c.lineno)
 
+    # bases imported from a sibling (``from ._shared import JobsClusterBase``) count like in-module ones
+    mro_by_name = {**{c.name: c for c in sibling}, **by_name}
     components: dict[str, Component] = {}
     for c in classes:
         if c.name.startswith("_") or not _is_component(c, components):
@@ -349,7 +351,7 @@ def parse_module(path: Path, module: str | None = None) -> ModuleDoc:
         # public annotations and methods of in-module mixins (e.g. the grant methods) count as the class's own
         outs: dict[str, Output] = {}
         meths: dict[str, Method] = {}
-        for k in _mro(c, by_name):  # the class's own first, then its bases' (first definition wins)
+        for k in _mro(c, mro_by_name):  # the class's own first, then its bases' (first definition wins)
             for o in _outputs(k):
                 outs.setdefault(o.name, o)
             for m in _methods(k):

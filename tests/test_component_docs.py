@@ -7,6 +7,8 @@ Fix a failure of the last two with ``.venv/bin/python -m mlstack._docgen`` (and 
 
 from __future__ import annotations
 
+import inspect
+import json
 import textwrap
 from pathlib import Path
 
@@ -397,15 +399,29 @@ def test_every_schema_input_and_output_is_on_the_component_page():
             assert "| Required" in row, row
 
 
-def test_outputs_redeclared_on_the_clusters_keep_the_base_docstrings():
-    """EksGpuCluster and ExistingEksCluster redeclare JobsClusterBase's outputs so that Pulumi's analyzer
-    (which reads docstrings from the component's own class) puts them in the schema: same text both places."""
+def test_outputs_the_clusters_inherit_are_declared_once_and_described_in_the_schema():
+    """JobsClusterBase declares the outputs both clusters share, with their docstrings, and nothing repeats them;
+    Pulumi's analyzer reads docstrings from the component's own class only, so components/provider.py
+    (``inherit_descriptions``) copies them into the schema: each of those outputs is described there with the
+    base's text (element types too, as the analyzer does for its own outputs)."""
     compute = _docgen.COMPONENTS_DIR / "compute"
     base_docs = {o.name: o.doc for o in _outputs_of(compute / "_shared.py", "JobsClusterBase")}
-    assert "jobs_role_arn" in base_docs
+    assert {"jobs_role_arn", "manifest_section", "oidc_provider_arn"} <= set(base_docs)
+    schema = json.loads((_docgen.COMPONENTS_DIR / "schema.json").read_text())
     for module, cls in (("eks.py", "EksGpuCluster"), ("existing.py", "ExistingEksCluster")):
-        own = {o.name: o.doc for o in _outputs_of(compute / module, cls)}
-        assert {k: own.get(k) for k in base_docs} == base_docs, cls
+        own = {o.name for o in _outputs_of(compute / module, cls)}
+        assert not own & set(base_docs), f"{cls} redeclares {sorted(own & set(base_docs))}"
+        props = schema["resources"][f"mlstack:index:{cls}"]["properties"]
+        for name, doc in base_docs.items():
+            prop = props[_camel(name)]
+            assert inspect.cleandoc(prop["description"]) == doc, (cls, name)
+        section = props["manifestSection"]
+        assert section["additionalProperties"]["description"] == section["description"]
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(w.title() for w in rest)
 
 
 def _outputs_of(path: Path, cls_name: str) -> list:

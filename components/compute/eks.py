@@ -140,22 +140,9 @@ class EksGpuCluster(pulumi.ComponentResource, JobsClusterBase):
     """The KMS key encrypting Kubernetes Secrets."""
     gpu_node_group_specs: list[dict[str, Any]]
     """The GPU node groups as validated (instance types, sizes, GPUs per node): what `mlstack plan` costs."""
-    # the outputs JobsClusterBase declares, again here with their docstrings: Pulumi's analyzer reads an
-    # output's description from the component's own class only (tests/test_component_docs.py keeps them equal)
-    oidc_provider_arn: pulumi.Output[str]
-    """ARN of the cluster's IAM OIDC provider (IRSA roles trust it)."""
-    oidc_issuer_url: pulumi.Output[str]
-    """The cluster's OIDC issuer URL."""
-    region: pulumi.Output[str]
-    """AWS region of the cluster."""
-    jobs_namespace: pulumi.Output[str]
-    """Namespace where jobs run."""
-    jobs_service_account_name: str
-    """Service account jobs run as (bound to the IRSA jobs role)."""
-    jobs_role_arn: pulumi.Output[str]
-    """ARN of the IRSA role jobs run as; the artifact store and data layer grant to it."""
-    manifest_section: pulumi.Output[dict[str, Any]]
-    """The manifest's ``compute`` section."""
+    # oidc_provider_arn, oidc_issuer_url, region, jobs_namespace, jobs_service_account_name, jobs_role_arn and
+    # manifest_section: declared (with their docstrings) once on JobsClusterBase; provider.inherit_descriptions
+    # puts those docstrings in the schema, which the analyzer reads from this class only
 
     def __init__(
         self,
