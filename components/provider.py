@@ -41,6 +41,8 @@ from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.provider.experimental.util import camel_case
 from pulumi.runtime.rpc import ResourceModule, register_resource_module
 
+from mlstack import _astutil
+
 from ._tokens import PACKAGE
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -155,19 +157,22 @@ def inherit_descriptions(schema: dict[str, Any]) -> dict[str, Any]:
     base, they are written once."""
     for cls in component_classes():
         props = schema["resources"][f"{PACKAGE}:index:{cls.__name__}"].get("properties", {})
-        for base in cls.__mro__[1:]:
+        # the class itself too: the analyzer's own parse can fail spuriously under CPython 3.11 (a shared AST
+        # recursion counter, see mlstack._astutil) and then silently leaves a description out
+        for base in cls.__mro__:
             if base is object or base.__module__.split(".")[0] == "pulumi":
                 continue
             for attr, doc in _attribute_docs(base).items():
                 prop = props.get(camel_case(attr))
-                if prop is not None and "description" not in prop:
+                if prop is not None:
                     _describe(prop, doc)
     return schema
 
 
 def _describe(spec: dict[str, Any], doc: str) -> None:
-    """Set ``doc`` on a property and, as the analyzer does, on its element and value types."""
-    spec["description"] = doc
+    """Set ``doc`` where it is missing on a property and, as the analyzer does, on its element and value types
+    (the first class in the MRO that describes an attribute wins, as Python's lookup does)."""
+    spec.setdefault("description", doc)
     for key in ("items", "additionalProperties"):
         if isinstance(spec.get(key), dict):
             _describe(spec[key], doc)
@@ -176,7 +181,7 @@ def _describe(spec: dict[str, Any], doc: str) -> None:
 def _attribute_docs(cls: type) -> dict[str, str]:
     """``{attribute: docstring}`` of the annotated attributes in ``cls``'s own body, read as the analyzer reads
     them (the string literal right after the annotation, verbatim)."""
-    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    body = _astutil.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
     assert isinstance(body, ast.ClassDef)
     stmts = body.body
     return {
