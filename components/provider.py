@@ -207,8 +207,11 @@ def mark_secrets(schema: dict[str, Any]) -> dict[str, Any]:
 def build_schema() -> dict[str, Any]:
     """The package schema as Pulumi's analyzer infers it, plus the secret marks it cannot infer
     (:data:`SECRET_OUTPUTS`); no provider registration side effects."""
-    provider = ComponentProvider(component_classes(), PACKAGE, version=SCHEMA_VERSION)
-    return complete(json.loads(provider.schema or "{}"))
+    # the analyzer swallows a failed parse and drops the description: make the spurious 3.11 one retry
+    # (inspect.getsource, used by the analyzer and by complete(), parses too)
+    with _astutil.retrying_parse():
+        provider = ComponentProvider(component_classes(), PACKAGE, version=SCHEMA_VERSION)
+        return complete(json.loads(provider.schema or "{}"))
 
 
 def schema_text(schema: dict[str, Any]) -> str:
