@@ -67,12 +67,25 @@ def _make_small(root: Path, count: int, size: int, tag: str) -> Path:
     return d
 
 
-def _make_large(path: Path, mib: int) -> Path:
+def make_large(path: Path, mib: int) -> Path:
     block = os.urandom(1 << 20)
     with open(path, "wb") as fh:
         for i in range(mib):
             fh.write(i.to_bytes(8, "big") + block[8:])
     return path
+
+
+def peer_client(sw: Any) -> Any:
+    """The boto3 peers' client for SeaweedFS ``sw``: boto3's defaults, only endpoint and credentials set."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=sw.endpoint_url,
+        aws_access_key_id=sw.access_key,
+        aws_secret_access_key=sw.secret_key,
+        region_name=sw.region,
+    )
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -197,13 +210,7 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
             os.environ.pop("MLSTACK_S3_ENGINE", None)
             return st
 
-        client = boto3.client(
-            "s3",
-            endpoint_url=sw.endpoint_url,
-            aws_access_key_id=sw.access_key,
-            aws_secret_access_key=sw.secret_key,
-            region_name=sw.region,
-        )
+        client = peer_client(sw)
         # SeaweedFS grows volumes for a bucket on its first writes: pay that before any timing
         for i in range(64):
             client.put_object(Bucket=bucket, Key=f"warmup/{i}", Body=os.urandom(64 << 10))
@@ -217,7 +224,7 @@ def run(args: argparse.Namespace, server: Any = None) -> dict[str, Any]:
             print("awscrt is not installed: no boto3 CRT contender (pip install awscrt)", file=sys.stderr)
         t: dict[str, float] = {}
         n, size = args.small_count, args.small_kib << 10
-        big = _make_large(work / "large.bin", args.large_mib) if args.large_mib else None
+        big = make_large(work / "large.bin", args.large_mib) if args.large_mib else None
 
         def keep(key: str, seconds: float) -> None:
             t[key] = min(seconds, t.get(key, float("inf")))

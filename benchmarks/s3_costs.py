@@ -38,14 +38,6 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def make_file(path: Path, mib: int) -> Path:
-    block = os.urandom(1 << 20)
-    with open(path, "wb") as fh:
-        for i in range(mib):
-            fh.write(i.to_bytes(8, "big") + block[8:])
-    return path
-
-
 def measure(fn: Any, server_pid: int) -> tuple[float, float, float]:
     s0, c0, t0 = proc_cpu(server_pid), os.times(), time.perf_counter()
     fn()
@@ -62,10 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", help="where the file and the servers' data go (default: the temp folder)")
     args = ap.parse_args(argv)
 
-    import boto3
     from boto3.s3.transfer import TransferConfig
 
-    from benchmarks.artifacts import _crt_get, _crt_manager
+    from benchmarks.artifacts import _crt_get, _crt_manager, make_large, peer_client
     from mlstack.artifacts.s3 import S3Backend
     from tests.support.seaweedfs import start_seaweedfs
 
@@ -77,19 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         any_sw = next(iter(servers.values()))
         os.environ.update({k: v for k, v in any_sw.env().items() if k != "AWS_ENDPOINT_URL_S3"})
         os.environ["MLSTACK_NO_PROGRESS"] = "1"
-        big = make_file(work / "big.bin", args.mib)
+        big = make_large(work / "big.bin", args.mib)
         out = work / "big.out"
         tuned = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=8)
         ctx: dict[str, Any] = {}
         for limit, sw in servers.items():
             bucket = sw.create_bucket()
-            client = boto3.client(
-                "s3",
-                endpoint_url=sw.endpoint_url,
-                aws_access_key_id=sw.access_key,
-                aws_secret_access_key=sw.secret_key,
-                region_name=sw.region,
-            )
+            client = peer_client(sw)
             client.put_object(Bucket=bucket, Key="warmup", Body=os.urandom(1 << 20))
             ctx[limit] = (sw, bucket, client, _crt_manager(sw) if "crt" in args.contenders else None)
 

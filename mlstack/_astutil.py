@@ -15,9 +15,14 @@ from typing import Any
 
 
 def parse(source: str, filename: str = "<unknown>", attempts: int = 5) -> ast.Module:
+    return _retrying(ast.parse, attempts, source, filename=filename)  # type: ignore[no-any-return]
+
+
+def _retrying(parse_fn: Any, attempts: int, *args: Any, **kwargs: Any) -> Any:
+    """``parse_fn(*args, **kwargs)``, called again when it fails with the spurious mismatch."""
     for i in range(attempts):
         try:
-            return ast.parse(source, filename=filename)
+            return parse_fn(*args, **kwargs)
         except SystemError as exc:
             if "recursion depth mismatch" not in str(exc) or i == attempts - 1:
                 raise
@@ -37,14 +42,8 @@ def retrying_parse() -> Iterator[None]:
     with _patch_lock:
         saved = ast.parse
 
-        def parse_retrying(source: Any, *args: Any, **kwargs: Any) -> Any:
-            for i in range(5):
-                try:
-                    return saved(source, *args, **kwargs)
-                except SystemError as exc:
-                    if "recursion depth mismatch" not in str(exc) or i == 4:
-                        raise
-            raise AssertionError("unreachable")  # pragma: no cover
+        def parse_retrying(*args: Any, **kwargs: Any) -> Any:
+            return _retrying(saved, 5, *args, **kwargs)
 
         ast.parse = parse_retrying  # type: ignore[assignment]
         try:
