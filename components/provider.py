@@ -133,13 +133,15 @@ class MLStackProvider(ComponentProvider):
     """ComponentProvider whose component references resolve to the components it built."""
 
     def __init__(self, version: str = SCHEMA_VERSION) -> None:
-        super().__init__(component_classes(), PACKAGE, version=version)
+        # the schema served to `pulumi package add`: built with the retrying parse, as in build_schema
+        with _astutil.retrying_parse():
+            super().__init__(component_classes(), PACKAGE, version=version)
+            self.schema = json.dumps(complete(json.loads(self.schema or "{}")))
         self.live = _Live()
         # the host calls self._components[type](name, args, opts): remember each instance it builds
         for key, cls in list(self._components.items()):
             self._components[key] = functools.partial(self.live.construct, cls)  # type: ignore[assignment]
         register_resource_module(PACKAGE, "index", _References(self.live))
-        self.schema = json.dumps(complete(json.loads(self.schema or "{}")))
 
 
 def complete(schema: dict[str, Any]) -> dict[str, Any]:
